@@ -1,0 +1,2 @@
+"""forensix."""
+__version__ = "0.1.0"
