@@ -1,0 +1,199 @@
+"""Model configuration as plain dataclasses, with the presets ``tiny``, ``small`` and ``paper``.
+
+- ``tiny``: unit tests. Random tiny vision side and a tiny random Llama with the SmolLM2 tokenizer.
+- ``small``: CPU demo. A small vision side at 224 px and the packaged SmolLM2-135M-Instruct.
+- ``paper``: one GPU. CLIP ViT-L/14-336 vision tower and a chat model (hub id or local dir).
+
+Example:
+    >>> cfg = get_config("tiny", image_size=64)
+    >>> cfg.vision.image_size, cfg.language.source
+    (64, 'tiny')
+    >>> ForensixConfig.from_dict(cfg.to_dict()) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from forensix.errors import BadConfigError
+
+
+@dataclass
+class VisionConfig:
+    """Semantic vision encoder: a ``transformers`` ViT built from this config, or loaded from ``source``.
+
+    ``source`` is ``None`` (random init, trained by stage 1/2) or a local directory / hub id of a
+    ViT or CLIP vision model. ``feature_layers`` are the blocks the FL-Expert compares with prompts.
+    """
+
+    image_size: int = 224
+    patch_size: int = 16
+    hidden_size: int = 192
+    num_layers: int = 4
+    num_heads: int = 3
+    intermediate_size: int = 384
+    feature_layers: tuple[int, ...] = (1, 2, 3)
+    source: str | None = None
+
+
+@dataclass
+class TraceConfig:
+    """Forgery-trace branch: fixed SRM high-pass residuals + a learnable constrained conv, then a conv encoder."""
+
+    channels: tuple[int, ...] = (16, 32, 48, 64, 96)
+    constrained_filters: int = 3
+    residual_clip: float = 3.0
+
+
+@dataclass
+class LocalizerConfig:
+    """Object-agnostic forgery prompts and the FL-Expert decoder."""
+
+    prompt_dim: int = 64
+    prompt_context: int = 4
+    temperature: float = 0.07
+    decoder_channels: tuple[int, ...] = (64, 48, 32, 16, 16)
+    dice_weight: float = 1.0
+    focal_gamma: float = 2.0
+
+
+@dataclass
+class MaskEncoderConfig:
+    """Mask encoder: mask + region features -> ``num_tokens`` mask tokens; ``layout`` is the pooled mask grid."""
+
+    num_tokens: int = 4
+    layout: int = 4
+    hidden: int = 256
+
+
+@dataclass
+class LanguageConfig:
+    """Language model source and the LoRA used in stage 3."""
+
+    source: str = "tiny"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    system_prompt: str = "You are forensix, an image forensics assistant."
+    max_new_tokens: int = 48
+    max_prompt_chars: int = 2000
+
+
+@dataclass
+class ForensixConfig:
+    """Everything needed to rebuild a :class:`~forensix.models.forensix_model.ForensixModel`."""
+
+    preset: str = "custom"
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    trace: TraceConfig = field(default_factory=TraceConfig)
+    localizer: LocalizerConfig = field(default_factory=LocalizerConfig)
+    mask_encoder: MaskEncoderConfig = field(default_factory=MaskEncoderConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    image_token_grid: int = 4
+    clues_in_prompt: bool = True
+    clue_threshold: float = 0.5
+    mask_threshold: float = 0.5
+    seed: int = 0
+
+    @property
+    def image_size(self) -> int:
+        return self.vision.image_size
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ForensixConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys raise :class:`BadConfigError`."""
+        return _from_dict(cls, data, "config")
+
+
+def _from_dict(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise BadConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise BadConfigError(f"{where}: unknown keys {unknown}; known keys are {sorted(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        default = getattr(cls(), name) if name in fields else None
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _from_dict(type(default), value, f"{where}.{name}")
+        elif isinstance(default, tuple):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _tiny() -> ForensixConfig:
+    return ForensixConfig(
+        preset="tiny",
+        vision=VisionConfig(
+            image_size=64, patch_size=16, hidden_size=32, num_layers=2, num_heads=2,
+            intermediate_size=64, feature_layers=(0, 1),
+        ),
+        trace=TraceConfig(channels=(4, 8, 8, 16, 16), constrained_filters=2),
+        localizer=LocalizerConfig(prompt_dim=16, prompt_context=2, decoder_channels=(16, 8, 8, 4, 4)),
+        mask_encoder=MaskEncoderConfig(num_tokens=2, layout=2, hidden=32),
+        language=LanguageConfig(source="tiny", lora_r=4, lora_alpha=8, max_new_tokens=8),
+        image_token_grid=2,
+    )
+
+
+def _small() -> ForensixConfig:
+    return ForensixConfig(preset="small", language=LanguageConfig(source="smollm2-135m"))
+
+
+def _paper() -> ForensixConfig:
+    return ForensixConfig(
+        preset="paper",
+        vision=VisionConfig(
+            image_size=336, patch_size=14, hidden_size=1024, num_layers=24, num_heads=16,
+            intermediate_size=4096, feature_layers=(6, 12, 18, 23), source="openai/clip-vit-large-patch14-336",
+        ),
+        trace=TraceConfig(channels=(32, 64, 96, 128, 256)),
+        localizer=LocalizerConfig(prompt_dim=256, prompt_context=8, decoder_channels=(256, 128, 64, 32, 32)),
+        mask_encoder=MaskEncoderConfig(num_tokens=8, layout=6, hidden=1024),
+        language=LanguageConfig(source="Qwen/Qwen2.5-1.5B-Instruct", lora_r=16, lora_alpha=32, max_new_tokens=128),
+        image_token_grid=12,
+    )
+
+
+PRESETS = {"tiny": _tiny, "small": _small, "paper": _paper}
+
+
+def get_config(preset: str = "small", **overrides: Any) -> ForensixConfig:
+    """The config of a preset, with top-level or nested overrides (``vision={"image_size": 128}``).
+
+    Raises :class:`BadConfigError` for an unknown preset or override key.
+    """
+    if preset not in PRESETS:
+        raise BadConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    data = PRESETS[preset]().to_dict()
+    for key, value in overrides.items():
+        if key == "image_size":
+            data["vision"]["image_size"] = value
+        elif isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return ForensixConfig.from_dict(data)
+
+
+__all__ = [
+    "PRESETS",
+    "ForensixConfig",
+    "LanguageConfig",
+    "LocalizerConfig",
+    "MaskEncoderConfig",
+    "TraceConfig",
+    "VisionConfig",
+    "get_config",
+]

@@ -1,0 +1,293 @@
+"""Named hook points, the activation cache, and attention that can be watched and edited.
+
+Every piece of a forensix model passes its interesting tensors through :class:`HookPoint`
+identity modules with stable dotted names (``vision.blocks.3.attn.pattern``, ``lm.logits``, ...).
+A hook is a function ``fn(tensor, hook) -> tensor | None``; returning a tensor replaces the value
+in the forward pass, returning ``None`` only observes it.
+
+Attention probabilities inside ``transformers`` models are reached through an attention function
+registered as ``"forensix"`` in ``transformers.AttentionInterface``: it computes eager attention and
+passes the probabilities through the attention module's ``hook_pattern`` hook point, so patterns can
+be read *and* edited. Models run with their fast backend (sdpa) until a hook or cache asks for a
+pattern; :func:`attention_implementation` switches inside a context and restores it afterwards.
+
+Example:
+    >>> import torch
+    >>> hp = HookPoint("demo.out")
+    >>> with add_hooks({"demo.out": hp}, [("demo.out", lambda t, hook: t * 2)]):
+    ...     hp(torch.ones(1)).item()
+    2.0
+    >>> hp(torch.ones(1)).item()
+    1.0
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AttentionInterface
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
+
+from forensix.errors import UnknownHookError
+
+HookFn = Callable[[torch.Tensor, "HookPoint"], "torch.Tensor | None"]
+NamesFilter = "str | Iterable[str] | Callable[[str], bool] | None"
+
+#: Name of the hookable attention implementation registered with ``transformers``.
+HOOKED_ATTENTION = "forensix"
+
+
+class HookPoint(nn.Module):
+    """An identity module with a stable name where hooks can read or replace a tensor.
+
+    Example:
+        >>> hp = HookPoint("trace.out")
+        >>> hp.name
+        'trace.out'
+    """
+
+    def __init__(self, name: str = "") -> None:
+        super().__init__()
+        self.name = name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def add_hook(self, fn: HookFn) -> torch.utils.hooks.RemovableHandle:
+        """Register ``fn(tensor, hook)``; the handle removes it."""
+
+        def _forward_hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> Any:
+            return fn(output, self)
+
+        return self.register_forward_hook(_forward_hook)
+
+    def extra_repr(self) -> str:
+        return repr(self.name)
+
+
+def _hooked_eager_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eager attention (grouped-query aware) whose probabilities pass through ``module.hook_pattern``."""
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1:
+        key = key.repeat_interleave(groups, dim=1)
+        value = value.repeat_interleave(groups, dim=1)
+    scores = torch.matmul(query, key.transpose(2, 3)) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
+    if attention_mask is not None:
+        scores = scores + attention_mask[:, :, :, : key.shape[-2]]
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    hook = getattr(module, "hook_pattern", None)
+    if hook is not None:
+        probs = hook(probs)
+    probs = nn.functional.dropout(probs, p=dropout, training=module.training)
+    out = torch.matmul(probs, value).transpose(1, 2).contiguous()
+    return out, probs
+
+
+AttentionInterface.register(HOOKED_ATTENTION, _hooked_eager_attention)
+ALL_MASK_ATTENTION_FUNCTIONS.register(HOOKED_ATTENTION, eager_mask)
+
+
+@contextlib.contextmanager
+def attention_implementation(model: nn.Module, name: str = HOOKED_ATTENTION) -> Iterator[nn.Module]:
+    """Switch a ``transformers`` model's attention backend inside the context, restore it after.
+
+    ``name`` is any backend ``transformers`` knows (``"eager"``, ``"sdpa"``) or ``"forensix"``
+    (eager with hookable patterns). Restored also when the body raises.
+
+    Example:
+        >>> from transformers import ViTConfig, ViTModel
+        >>> vit = ViTModel(ViTConfig(image_size=16, patch_size=8, hidden_size=8, num_hidden_layers=1,
+        ...                          num_attention_heads=2, intermediate_size=16))
+        >>> before = vit.config._attn_implementation
+        >>> with attention_implementation(vit, "eager"):
+        ...     vit.config._attn_implementation
+        'eager'
+        >>> vit.config._attn_implementation == before
+        True
+    """
+    previous = model.config._attn_implementation
+    if previous == name:
+        yield model
+        return
+    model.set_attn_implementation(name)
+    try:
+        yield model
+    finally:
+        model.set_attn_implementation(previous)
+
+
+class Cache(Mapping[str, torch.Tensor]):
+    """Activations recorded by :func:`run_with_cache`, indexed by hook name.
+
+    A hook point that fires several times in one call (the language model during generation)
+    stores a list of tensors under its name; ``cache.stack(name)`` concatenates them.
+
+    Example:
+        >>> c = Cache({"a": torch.zeros(2)})
+        >>> list(c), c["a"].shape
+        (['a'], torch.Size([2]))
+    """
+
+    def __init__(self, store: dict[str, Any] | None = None) -> None:
+        self._store: dict[str, Any] = dict(store or {})
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._store:
+            close = ", ".join(sorted(self._store)[:8])
+            raise UnknownHookError(f"{name!r} is not in this cache; it holds {len(self)} names, e.g. {close}")
+        return self._store[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._store)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def _record(self, name: str, value: torch.Tensor) -> None:
+        if name in self._store:
+            previous = self._store[name]
+            self._store[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            self._store[name] = value
+
+    def stack(self, name: str, dim: int = -2) -> torch.Tensor:
+        """All records of ``name`` concatenated along ``dim`` (e.g. generation steps)."""
+        value = self[name]
+        return torch.cat(value, dim=dim) if isinstance(value, list) else value
+
+    def __repr__(self) -> str:
+        return f"Cache({len(self)} tensors)"
+
+
+def resolve_names(names_filter: Any, available: Iterable[str]) -> list[str]:
+    """Hook names selected by a filter: a name, a glob (``"vision.blocks.*.out"``), a list, a predicate or None (all).
+
+    Raises :class:`UnknownHookError` for a name or pattern that matches nothing.
+    """
+    available = list(available)
+    if names_filter is None:
+        return available
+    if callable(names_filter):
+        return [n for n in available if names_filter(n)]
+    patterns = [names_filter] if isinstance(names_filter, str) else list(names_filter)
+    chosen: list[str] = []
+    for pattern in patterns:
+        matches = [n for n in available if fnmatch.fnmatchcase(n, pattern)]
+        if not matches:
+            stem = re.split(r"[.*\[]", pattern)[0]
+            near = [n for n in available if n.startswith(stem)][:6] or available[:6]
+            raise UnknownHookError(
+                f"unknown hook point {pattern!r}; near names: {', '.join(near)} "
+                f"(model.hook_names() lists all {len(available)})"
+            )
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
+@contextlib.contextmanager
+def add_hooks(points: Mapping[str, HookPoint], fwd_hooks: Iterable[tuple[str, HookFn]]) -> Iterator[None]:
+    """Attach ``(name_or_glob, fn)`` hooks to hook points for the duration of the context.
+
+    Every handle is removed on exit, also when the body raises.
+    """
+    handles: list[torch.utils.hooks.RemovableHandle] = []
+    try:
+        for pattern, fn in fwd_hooks:
+            for name in resolve_names(pattern, points):
+                handles.append(points[name].add_hook(fn))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def caching_hooks(cache: Cache, names: Iterable[str], detach: bool = True) -> list[tuple[str, HookFn]]:
+    """Hooks that record each named tensor into ``cache`` (detached unless ``detach=False``)."""
+
+    def record(tensor: torch.Tensor, hook: HookPoint) -> None:
+        cache._record(hook.name, tensor.detach() if detach else tensor)
+
+    return [(name, record) for name in names]
+
+
+def find_blocks(model: nn.Module) -> nn.ModuleList:
+    """The list of transformer blocks of a ``transformers`` model (``layers`` or ``layer``)."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and name.split(".")[-1] in {"layers", "layer"}:
+            return module
+    raise ValueError(f"{type(model).__name__}: no transformer block list found")
+
+
+def _output_hook(point: HookPoint) -> Callable:
+    def hook(module: nn.Module, inputs: tuple, output: Any) -> Any:
+        if isinstance(output, tuple):
+            return (point(output[0]), *output[1:])
+        return point(output)
+
+    return hook
+
+
+def install_block_hooks(model: nn.Module, prefix: str) -> nn.ModuleList:
+    """Give every block of a ``transformers`` model ``{prefix}.{i}.attn.pattern`` and ``{prefix}.{i}.out`` hook points.
+
+    The pattern point sits on the block's attention module (read by the ``"forensix"`` attention
+    backend); the output point is applied by a forward hook on the block. Returns the blocks.
+    """
+    blocks = find_blocks(model)
+    for i, block in enumerate(blocks):
+        attention = next((m for m in block.modules() if type(m).__name__.endswith("Attention")), None)
+        if attention is None:
+            raise ValueError(f"{type(block).__name__}: no attention module found")
+        attention.hook_pattern = HookPoint(f"{prefix}.{i}.attn.pattern")
+        block.hook_out = HookPoint(f"{prefix}.{i}.out")
+        block.register_forward_hook(_output_hook(block.hook_out))
+    return blocks
+
+
+def add_output_hook_point(module: nn.Module, name: str) -> HookPoint:
+    """Route ``module``'s output through a new hook point called ``name`` (kept on the module)."""
+    point = HookPoint(name)
+    module.hook_output = point
+    module.register_forward_hook(_output_hook(point))
+    return point
+
+
+def name_hook_points(root: nn.Module) -> dict[str, HookPoint]:
+    """Give every :class:`HookPoint` under ``root`` its name and return them by name (forward order of registration)."""
+    points = {}
+    for _, module in root.named_modules():
+        if isinstance(module, HookPoint):
+            if not module.name:
+                raise ValueError("a HookPoint without a name was found; name it where it is created")
+            points[module.name] = module
+    return points
+
+
+__all__ = [
+    "HOOKED_ATTENTION",
+    "Cache",
+    "HookPoint",
+    "add_hooks",
+    "attention_implementation",
+    "add_output_hook_point",
+    "caching_hooks",
+    "find_blocks",
+    "install_block_hooks",
+    "name_hook_points",
+    "resolve_names",
+]

@@ -1,0 +1,521 @@
+"""ForensixModel: vision encoder + forgery-trace branch + FL-Expert + mask encoder + clue head + projector + LM.
+
+Data flow (DESIGN.md)::
+
+    image -> vision encoder --+--> FL-Expert (prompts, trace skips) -> mask logits -> mask encoder -> mask tokens
+            trace branch  ----+--> fused patch tokens -> projector -> image tokens
+    chat template with <image>/<mask> slots filled with those embeddings -> language model -> text
+    answer-token logits after the detection question -> p_fake (FakeScope rule)
+
+Example:
+    >>> import numpy as np
+    >>> model = ForensixModel.from_config("tiny")
+    >>> a = model.analyze(np.zeros((64, 80, 3), np.uint8))
+    >>> a.mask_probs.shape, 0.0 <= a.p_fake <= 1.0
+    ((64, 80), True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from forensix.baselines.base import Localization
+from forensix.checkpoint import read_checkpoint, write_checkpoint
+from forensix.config import ForensixConfig, get_config
+from forensix.data.conversations import DETECTION_QUESTION, analysis_question
+from forensix.data.describe import CLUES
+from forensix.data.io import as_image_array
+from forensix.errors import BadCheckpointError, BadConfigError, BadPromptError
+from forensix.hooks import (
+    HOOKED_ATTENTION,
+    Cache,
+    HookFn,
+    add_hooks,
+    add_output_hook_point,
+    attention_implementation,
+    caching_hooks,
+    install_block_hooks,
+    name_hook_points,
+    resolve_names,
+)
+from forensix.models.analysis import Analysis
+from forensix.models.clue_head import ClueHead
+from forensix.models.fl_expert import FLExpert, mask_loss
+from forensix.models.heads import HeadRegistry
+from forensix.models.language import answer_token_ids, load_language_model
+from forensix.models.mask_encoder import MaskEncoder, region_features
+from forensix.models.projector import Projector
+from forensix.models.prompting import IMAGE_SLOT, MASK_SLOT, TokenBatch, encode_conversation, pad_batch
+from forensix.models.prompts import ForgeryPrompts
+from forensix.models.trace import TraceBranch
+from forensix.models.vision import VisionEncoder
+
+#: Pieces of the model, in data-flow order; stage specs and parameter tables use these names.
+PIECES = ("vision", "trace", "fusion", "prompts", "fl_expert", "mask_encoder", "clue_head", "projector", "lm", "heads")
+
+
+class ForensixModel(nn.Module):
+    """The composite IFDL model; see the module docstring. Build with :meth:`from_config`."""
+
+    def __init__(self, config: ForensixConfig, lm_bundle=None) -> None:
+        super().__init__()
+        self.config = config
+        torch.manual_seed(config.seed)
+        bundle = lm_bundle or load_language_model(config.language.source, seed=config.seed)
+        self.tokenizer = bundle.tokenizer
+        self.lm_name = bundle.name
+        v = config.vision
+        self.vision = VisionEncoder(v)
+        width = self.vision.width
+        self.trace = TraceBranch(config.trace, width)
+        self.fusion = nn.LayerNorm(width)
+        self.hook_fused = add_output_hook_point(self.fusion, "vision.fused")
+        self.prompts = ForgeryPrompts(config.localizer.prompt_dim, config.localizer.prompt_context)
+        self.fl_expert = FLExpert(config.localizer, width, len(v.feature_layers), config.trace.channels)
+        lm_width = bundle.model.get_input_embeddings().embedding_dim
+        me = config.mask_encoder
+        self.mask_encoder = MaskEncoder(width, lm_width, me.num_tokens, me.layout, me.hidden)
+        self.clue_head = ClueHead(2 * width + 4 + me.layout**2 + width, len(CLUES))
+        self.projector = Projector(width, lm_width, config.image_token_grid)
+        self.lm = bundle.model
+        install_block_hooks(self.lm, "lm.layers")
+        add_output_hook_point(self.lm.get_input_embeddings(), "lm.embed_tokens")
+        add_output_hook_point(self.lm.get_output_embeddings(), "lm.logits")
+        self.heads = HeadRegistry()
+        self.lora_enabled = False
+        self._answer_ids = answer_token_ids(self.tokenizer, ("fake", "real"))
+        self._refresh_hook_points()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(cls, config: str | ForensixConfig = "small", **overrides: Any) -> ForensixModel:
+        """Build from a preset name (``tiny``/``small``/``paper``) or a config; untrained vision side."""
+        cfg = get_config(config, **overrides) if isinstance(config, str) else config
+        return cls(cfg)
+
+    def _refresh_hook_points(self) -> None:
+        self._hook_points = name_hook_points(self)
+
+    @property
+    def device(self) -> torch.device:
+        return self.fusion.weight.device
+
+    @property
+    def name(self) -> str:
+        return f"forensix-{self.config.preset}"
+
+    def hook_names(self) -> list[str]:
+        """All hook point names, in data-flow order of registration.
+
+        Example:
+            >>> "fl_expert.mask_logits" in ForensixModel.from_config("tiny").hook_names()
+            True
+        """
+        return list(self._hook_points)
+
+    # ------------------------------------------------------------------ LoRA
+    def enable_lora(self) -> None:
+        """Inject LoRA adapters (``peft``) into the language model's attention projections (stage 3)."""
+        if self.lora_enabled:
+            return
+        from peft import LoraConfig, inject_adapter_in_model
+
+        lc = self.config.language
+        lora = LoraConfig(
+            r=lc.lora_r, lora_alpha=lc.lora_alpha, lora_dropout=lc.lora_dropout, target_modules=list(lc.lora_targets)
+        )
+        torch.manual_seed(self.config.seed + 3)
+        inject_adapter_in_model(lora, self.lm)
+        self.lora_enabled = True
+        self._refresh_hook_points()
+
+    # ------------------------------------------------------------------ vision side
+    def preprocess(self, images: Any) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+        """Images (arrays, PIL, paths, tensors) -> ``[B, 3, S, S]`` at the model's size, plus original sizes."""
+        if isinstance(images, torch.Tensor) and images.ndim == 4:
+            items = list(images)
+        elif isinstance(images, (list, tuple)):
+            items = list(images)
+        else:
+            items = [images]
+        arrays = [as_image_array(x, name=f"images[{i}]") for i, x in enumerate(items)]
+        size = self.config.image_size
+        batch = torch.stack([torch.from_numpy(a).permute(2, 0, 1).float() / 255.0 for a in arrays]) if all(
+            a.shape[:2] == (size, size) for a in arrays
+        ) else torch.cat([
+            F.interpolate(torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255.0, size=(size, size),
+                          mode="bilinear", antialias=True, align_corners=False)
+            for a in arrays
+        ])
+        return batch.to(self.device), [a.shape[:2] for a in arrays]
+
+    def encode_image(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Run the vision side on ``[B, 3, H, W]`` images in ``[0, 1]``.
+
+        Returns mask logits, clue logits, image tokens and mask tokens (from ``mask`` when given,
+        e.g. the ground truth in stage 2, else from the predicted mask).
+        """
+        vis = self.vision(images)
+        trace = self.trace(images, vis.grid)
+        fused = self.fusion(vis.patches + trace.tokens)
+        layer_patches = [p + trace.tokens for p in vis.layer_patches]
+        mask_logits = self.fl_expert(layer_patches, self.prompts(), trace.features, vis.grid)
+        mask_for_tokens = mask if mask is not None else mask_logits.detach().sigmoid()
+        region = region_features(mask_for_tokens, fused, vis.grid, self.config.mask_encoder.layout)
+        clue_logits = self.clue_head(torch.cat([region, fused.mean(1)], dim=1))
+        return {
+            "mask_logits": mask_logits,
+            "clue_logits": clue_logits,
+            "mask_tokens": self.mask_encoder(region),
+            "image_tokens": self.projector(fused, vis.grid),
+        }
+
+    # ------------------------------------------------------------------ language side
+    def clue_text(self, clue_logits: torch.Tensor) -> list[str]:
+        """The forgery prompter's words for the prompt, one string per image ('' when disabled)."""
+        if not self.config.clues_in_prompt:
+            return [""] * clue_logits.shape[0]
+        texts = []
+        for row in clue_logits.sigmoid().tolist():
+            names = [c for c, p in zip(CLUES, row) if p >= self.config.clue_threshold]
+            texts.append(f" Clues: {', '.join(names)}." if names else " Clues: none.")
+        return texts
+
+    def tokenize(
+        self, conversations: Sequence[list[dict]], clue_texts: Sequence[str], add_generation_prompt: bool = False
+    ) -> TokenBatch:
+        """Encode conversations with image/mask slots into a padded :class:`TokenBatch`."""
+        lc = self.config.language
+        encoded = [
+            encode_conversation(
+                self.tokenizer, messages, system=lc.system_prompt, n_image=self.config.image_token_grid**2,
+                n_mask=self.config.mask_encoder.num_tokens, clue_text=clue, add_generation_prompt=add_generation_prompt,
+                max_chars=lc.max_prompt_chars,
+            )
+            for messages, clue in zip(conversations, clue_texts)
+        ]
+        return pad_batch(encoded, self.tokenizer.pad_token_id)
+
+    def embed(self, tokens: TokenBatch, vision: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Input embeddings with the image and mask slots overwritten by the vision side's tokens."""
+        embeds = self.lm.get_input_embeddings()(tokens.ids.to(self.device))
+        image_slots = tokens.image_slots.to(self.device)
+        embeds = embeds.masked_scatter(image_slots.unsqueeze(-1), vision["image_tokens"].to(embeds.dtype))
+        has_mask = tokens.mask_slots.any(dim=1)
+        if has_mask.any():
+            mask_slots = tokens.mask_slots.to(self.device)
+            embeds = embeds.masked_scatter(mask_slots.unsqueeze(-1), vision["mask_tokens"][has_mask.to(self.device)].to(embeds.dtype))
+        return embeds
+
+    def answer_log_probs(self, last_logits: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities ``[B, 2]`` of the answers ("fake", "real") from next-token logits ``[B, V]``.
+
+        Every answer word is a single token for SmolLM2's tokenizer; other tokenizers are checked at load.
+        """
+        log_probs = last_logits.float().log_softmax(dim=-1)
+        ids = [self._answer_ids["fake"][0], self._answer_ids["real"][0]]
+        return log_probs[:, ids]
+
+    def p_fake_from_logits(self, last_logits: torch.Tensor) -> torch.Tensor:
+        """FakeScope rule: softmax over the two answer words' (summed) log-probabilities, P(fake)."""
+        return self.answer_log_probs(last_logits).softmax(dim=-1)[:, 0]
+
+    # ------------------------------------------------------------------ training forward
+    def forward(
+        self, batch: dict[str, Any], losses: Iterable[str] = ("lm", "mask", "clue"), mask_source: str = "predicted"
+    ) -> dict[str, Any]:
+        """Losses of a training batch (from :func:`forensix.data.datasets.collate_samples`).
+
+        ``losses`` picks the terms (``lm``, ``mask``, ``clue`` and any head name); ``mask_source``
+        is ``"predicted"`` or ``"gt"`` (the ground-truth mask feeds the mask encoder).
+        Returns ``{"loss": total, "losses": {term: value}, "mask_logits", "clue_logits"}``.
+        """
+        losses = tuple(losses)
+        images = batch["image"].to(self.device)
+        gt_mask = batch["mask"].to(self.device) if "mask" in batch else None
+        vision = self.encode_image(images, mask=gt_mask if mask_source == "gt" else None)
+        terms: dict[str, torch.Tensor] = {}
+        if "mask" in losses:
+            lc = self.config.localizer
+            terms["mask"] = mask_loss(vision["mask_logits"], gt_mask, lc.focal_gamma, lc.dice_weight)
+        if "clue" in losses:
+            terms["clue"] = F.binary_cross_entropy_with_logits(vision["clue_logits"], batch["clues"].to(self.device))
+        if "lm" in losses:
+            tokens = self.tokenize(batch["messages"], self.clue_text(vision["clue_logits"].detach()))
+            embeds = self.embed(tokens, vision)
+            out = self.lm(inputs_embeds=embeds, attention_mask=tokens.attention_mask.to(self.device), use_cache=False)
+            logits = out.logits[:, :-1]
+            terms["lm"] = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tokens.labels[:, 1:].reshape(-1).to(self.device))
+        terms.update(self.heads.losses(batch, [t for t in losses if t in self.heads]))
+        return {
+            "loss": sum(terms.values()) if terms else torch.zeros((), device=self.device),
+            "losses": terms,
+            "mask_logits": vision["mask_logits"],
+            "clue_logits": vision["clue_logits"],
+        }
+
+    # ------------------------------------------------------------------ inference
+    def _prompt_for(self, question: str | None) -> list[dict]:
+        question = analysis_question() if question is None else question
+        if not isinstance(question, str) or not question.strip():
+            raise BadPromptError("question: empty; ask something, e.g. 'Is this image real or fake?'")
+        if IMAGE_SLOT not in question:
+            question = f"{IMAGE_SLOT}\n{MASK_SLOT}\n{question}"
+        return [{"role": "user", "content": question}]
+
+    def _p_fake(self, vision: dict[str, torch.Tensor], question: str = DETECTION_QUESTION) -> torch.Tensor:
+        """``p_fake`` per image from one language-model pass over the detection prompt."""
+        n = vision["image_tokens"].shape[0]
+        tokens = self.tokenize([self._prompt_for(question)] * n, self.clue_text(vision["clue_logits"]), True)
+        logits = self.lm(inputs_embeds=self.embed(tokens, vision), attention_mask=tokens.attention_mask.to(self.device),
+                         use_cache=False).logits
+        return self.p_fake_from_logits(logits[torch.arange(n), torch.tensor(tokens.lengths) - 1])
+
+    @torch.no_grad()
+    def detect(self, images: Any, question: str = DETECTION_QUESTION, batch_size: int = 16) -> np.ndarray:
+        """Batched ``p_fake`` for images by the FakeScope token-probability rule.
+
+        Example:
+            >>> ForensixModel.from_config("tiny").detect([np.zeros((64, 64, 3), np.uint8)] * 3).shape
+            (3,)
+        """
+        pixels, _ = self.preprocess(images)
+        with _eval_mode(self):
+            scores = [self._p_fake(self.encode_image(pixels[i : i + batch_size]), question).cpu()
+                      for i in range(0, len(pixels), batch_size)]
+        return torch.cat(scores).numpy()
+
+    @torch.no_grad()
+    def generate_reply(
+        self, pixels: torch.Tensor, vision: dict[str, torch.Tensor], messages: list[dict], max_new_tokens: int | None = None,
+        slot_attention: bool = False,
+    ) -> dict[str, Any]:
+        """Greedy reply to ``messages`` for one image: ids, text, first-step logits, optional slot attention."""
+        clue = self.clue_text(vision["clue_logits"])
+        tokens = self.tokenize([messages], clue, add_generation_prompt=True)
+        embeds = self.embed(tokens, vision)
+        slots = torch.cat([tokens.image_slots[0].nonzero()[:, 0], tokens.mask_slots[0].nonzero()[:, 0]])
+        records: list[torch.Tensor] = []
+
+        def keep_slot_rows(pattern: torch.Tensor, hook) -> None:
+            records.append(pattern[0, :, -1, slots].float().cpu())
+
+        hooks = [("lm.layers.*.attn.pattern", keep_slot_rows)] if slot_attention else []
+        backend = attention_implementation(self.lm, HOOKED_ATTENTION) if slot_attention else contextlib.nullcontext()
+        with backend, add_hooks(self._hook_points, hooks):
+            out = self.lm.generate(
+                inputs_embeds=embeds, attention_mask=tokens.attention_mask.to(self.device),
+                max_new_tokens=max_new_tokens or self.config.language.max_new_tokens, do_sample=False,
+                return_dict_in_generate=True, output_logits=True, pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new_ids = out.sequences[0].tolist()
+        eos = self.tokenizer.eos_token_id
+        if eos in new_ids:
+            new_ids = new_ids[: new_ids.index(eos)]
+        n_layers = len(self.lm_blocks())
+        attention = (
+            torch.stack(records).view(-1, n_layers, *records[0].shape)[: len(new_ids)] if records else None
+        )
+        return {
+            "ids": new_ids,
+            "text": self.tokenizer.decode(new_ids, skip_special_tokens=True).strip(),
+            "first_logits": out.logits[0][0],
+            "tokens": tokens,
+            "slot_attention": attention,
+        }
+
+    def lm_blocks(self) -> nn.ModuleList:
+        from forensix.hooks import find_blocks
+
+        return find_blocks(self.lm)
+
+    @torch.no_grad()
+    def analyze(
+        self, image: Any, question: str | None = None, *, max_new_tokens: int | None = None, capture_attention: bool = True
+    ) -> Analysis:
+        """Explained analysis of one image: text, mask (probabilities and binary), ``p_fake``, clues.
+
+        With ``capture_attention`` the language model's attention from every generated token to the
+        image and mask slots is recorded during generation (for grounding; no second pass).
+        """
+        pixels, sizes = self.preprocess(image)
+        array = as_image_array(image, name="image")
+        messages = self._prompt_for(question)
+        with _eval_mode(self):
+            vision = self.encode_image(pixels)
+            reply = self.generate_reply(pixels, vision, messages, max_new_tokens, slot_attention=capture_attention)
+        probs = F.interpolate(vision["mask_logits"].sigmoid(), size=sizes[0], mode="bilinear", align_corners=False)[0, 0]
+        clue_probs = vision["clue_logits"].sigmoid()[0].tolist()
+        tokens = reply["tokens"]
+        return Analysis(
+            image=array,
+            question=messages[0]["content"],
+            text=reply["text"],
+            mask_probs=probs.cpu().numpy(),
+            threshold=self.config.mask_threshold,
+            p_fake=float(self.p_fake_from_logits(reply["first_logits"][None])[0]),
+            clue_probs=dict(zip(CLUES, clue_probs)),
+            clue_threshold=self.config.clue_threshold,
+            prompt_ids=tokens.ids[0].tolist(),
+            generated_ids=reply["ids"],
+            generated_tokens=[self.tokenizer.decode([i]) for i in reply["ids"]],
+            image_positions=tokens.image_slots[0].nonzero()[:, 0].tolist(),
+            mask_positions=tokens.mask_slots[0].nonzero()[:, 0].tolist(),
+            image_token_grid=(self.config.image_token_grid, self.config.image_token_grid),
+            slot_attention=reply["slot_attention"],
+            model_name=self.name,
+        )
+
+    def localize(self, image: Any) -> Localization:
+        """Mask heatmap and ``p_fake`` in the common :class:`~forensix.baselines.base.Localization` form."""
+        with torch.no_grad(), _eval_mode(self):
+            pixels, sizes = self.preprocess(image)
+            vision = self.encode_image(pixels)
+            probs = F.interpolate(vision["mask_logits"].sigmoid(), size=sizes[0], mode="bilinear", align_corners=False)
+            score = float(self._p_fake(vision)[0])
+        heatmap = probs[0, 0].cpu().numpy().astype(np.float32)
+        return Localization(heatmap=heatmap, mask=(heatmap >= self.config.mask_threshold).astype(np.uint8), score=score)
+
+    def chat(self, image: Any) -> Conversation:
+        """A multi-turn conversation about one image that keeps its history.
+
+        Example:
+            >>> conv = ForensixModel.from_config("tiny").chat(np.zeros((64, 64, 3), np.uint8))
+            >>> isinstance(conv.ask("Is this image real or fake?"), str), len(conv.history)
+            (True, 2)
+        """
+        return Conversation(self, image)
+
+    # ------------------------------------------------------------------ hooks
+    @contextlib.contextmanager
+    def hooks(self, fwd_hooks: Sequence[tuple[str, HookFn]] = ()) -> Iterator[ForensixModel]:
+        """Attach ``(name_or_glob, fn)`` hooks; attention-pattern hooks switch on hookable attention.
+
+        Hooks are removed, and attention backends restored, on exit, also when the body raises.
+        """
+        names = [n for pattern, _ in fwd_hooks for n in resolve_names(pattern, self._hook_points)]
+        with contextlib.ExitStack() as stack:
+            if any(n.startswith("vision.") and n.endswith("attn.pattern") for n in names):
+                stack.enter_context(attention_implementation(self.vision.model, HOOKED_ATTENTION))
+            if any(n.startswith("lm.") and n.endswith("attn.pattern") for n in names):
+                stack.enter_context(attention_implementation(self.lm, HOOKED_ATTENTION))
+            stack.enter_context(add_hooks(self._hook_points, fwd_hooks))
+            yield self
+
+    def run_with_cache(
+        self, inputs: Any, names_filter: Any = None, *, detach: bool = True, **kwargs: Any
+    ) -> tuple[Any, Cache]:
+        """Run the model and record the selected hook points.
+
+        ``inputs`` is a training batch (dict: runs :meth:`forward`) or an image (runs :meth:`analyze`,
+        recording every generation step). ``names_filter``: a name, glob, list, predicate or None (all).
+        """
+        cache = Cache()
+        names = resolve_names(names_filter, self._hook_points)
+        with self.hooks(caching_hooks(cache, names, detach=detach)):
+            output = self.forward(inputs, **kwargs) if isinstance(inputs, dict) else self.analyze(inputs, capture_attention=False, **kwargs)
+        return output, cache
+
+    # ------------------------------------------------------------------ heads
+    def add_head(self, name: str, module: nn.Module, hook: str, *, target: str | None = None,
+                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> nn.Module:
+        """Attach a new head reading hook point ``hook``; see :class:`~forensix.models.heads.HeadRegistry`."""
+        resolve_names(hook, self._hook_points)
+        module.to(self.device)
+        self.heads.add(name, module, self._hook_points[hook], target=target, loss_fn=loss_fn)
+        return module
+
+    def remove_head(self, name: str) -> None:
+        """Detach and delete the head ``name``."""
+        self.heads.remove(name)
+
+    # ------------------------------------------------------------------ persistence
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """Every tensor needed to restore the model, except a frozen pretrained LM's base weights."""
+        save_base_lm = self.config.language.source == "tiny"
+        state = {}
+        for key, value in self.state_dict().items():
+            if key.startswith("lm.") and not save_base_lm and "lora_" not in key:
+                continue
+            if key.startswith("heads."):
+                continue
+            state[key] = value
+        return state
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` + a sha256 manifest, atomically."""
+        meta = {"config": {"forensix_config": self.config.to_dict(), "lora": self.lora_enabled, "format": "forensix-model"}}
+        return write_checkpoint(path, tensors={"model": self.trainable_state()}, meta=meta)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> ForensixModel:
+        """Load a directory written by :meth:`save_pretrained` (verified; no pickle)."""
+        tensors, meta = read_checkpoint(path)
+        info = meta.get("config")
+        if not isinstance(info, dict) or info.get("format") != "forensix-model" or "model" not in tensors:
+            raise BadCheckpointError(f"{path}: not a forensix model checkpoint (config.json/model.safetensors missing or foreign)")
+        try:
+            config = ForensixConfig.from_dict(info["forensix_config"])
+        except BadConfigError as err:
+            raise BadCheckpointError(f"{path}: config.json is invalid: {err}") from err
+        model = cls(config)
+        if info.get("lora"):
+            model.enable_lora()
+        expected = set(model.trainable_state())
+        got = set(tensors["model"])
+        if expected != got:
+            missing, unexpected = sorted(expected - got)[:5], sorted(got - expected)[:5]
+            raise BadCheckpointError(f"{path}: weights do not match the config (missing {missing}, unexpected {unexpected})")
+        model.load_state_dict(tensors["model"], strict=False)
+        return model.eval()
+
+
+class Conversation:
+    """Multi-turn chat about one image; ``ask`` appends the question and the reply to ``history``."""
+
+    def __init__(self, model: ForensixModel, image: Any) -> None:
+        self.model = model
+        self.pixels, _ = model.preprocess(image)
+        with torch.no_grad(), _eval_mode(model):
+            self.vision = model.encode_image(self.pixels)
+        self.history: list[dict] = []
+
+    def ask(self, question: str, max_new_tokens: int | None = None) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise BadPromptError("question: empty; ask something about the image")
+        content = question if self.history else self.model._prompt_for(question)[0]["content"]
+        messages = [*self.history, {"role": "user", "content": content}]
+        with _eval_mode(self.model):
+            reply = self.model.generate_reply(self.pixels, self.vision, messages, max_new_tokens)
+        self.history = [*messages, {"role": "assistant", "content": reply["text"] or "..."}]
+        return reply["text"]
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode inside the context; the previous training mode of every module is restored after."""
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
+
+
+def config_of(path: str | Path) -> ForensixConfig:
+    """The config stored in a saved model directory, without loading weights."""
+    data = json.loads((Path(path) / "config.json").read_text())
+    return ForensixConfig.from_dict(data["forensix_config"])
+
+
+__all__ = ["PIECES", "Conversation", "ForensixModel", "config_of"]

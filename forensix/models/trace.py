@@ -1,0 +1,110 @@
+"""Forgery-trace branch: semantics-agnostic low-level cues from noise residuals.
+
+Our reading of ForgeryGPT's vocabulary-enhanced vision encoder: fixed SRM high-pass filters and a
+learnable constrained convolution (Bayar & Stamm) expose noise residuals; a small normalised conv
+encoder turns RGB + residuals into features at 1, 1/2, 1/4, 1/8 and 1/16 resolution (the skip path
+of the FL-Expert decoder) and into tokens on the vision encoder's patch grid, fused with the
+semantic tokens.
+
+Hook points: ``trace.residuals`` ``[B, C, H, W]``, ``trace.out`` ``[B, N, d]``.
+
+Example:
+    >>> import torch
+    >>> from forensix.config import get_config
+    >>> branch = TraceBranch(get_config("tiny").trace, width=32)
+    >>> out = branch(torch.rand(2, 3, 64, 64), grid=(4, 4))
+    >>> out.tokens.shape, [f.shape[-1] for f in out.features]
+    (torch.Size([2, 16, 32]), [64, 32, 16, 8, 4])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from forensix.config import TraceConfig
+from forensix.hooks import HookPoint
+
+_SRM = torch.tensor(
+    [
+        [[0, 0, 0, 0, 0], [0, -1, 2, -1, 0], [0, 2, -4, 2, 0], [0, -1, 2, -1, 0], [0, 0, 0, 0, 0]],
+        [[-1, 2, -2, 2, -1], [2, -6, 8, -6, 2], [-2, 8, -12, 8, -2], [2, -6, 8, -6, 2], [-1, 2, -2, 2, -1]],
+        [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 1, -2, 1, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]],
+    ],
+    dtype=torch.float32,
+) / torch.tensor([4.0, 12.0, 2.0]).view(3, 1, 1)
+
+
+@dataclass
+class TraceOutput:
+    """Multi-scale features (full resolution first) and tokens on the patch grid."""
+
+    features: list[torch.Tensor]
+    tokens: torch.Tensor
+
+
+class ConstrainedConv(nn.Conv2d):
+    """Bayar-Stamm constrained convolution: centre tap -1, the others sum to 1, so it predicts a residual."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 5) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
+        nn.init.uniform_(self.weight, 0.0, 1.0)
+
+    def constrained_weight(self) -> torch.Tensor:
+        k = self.kernel_size[0]
+        centre = torch.zeros_like(self.weight)
+        centre[..., k // 2, k // 2] = 1.0
+        off = self.weight * (1 - centre)
+        total = off.sum(dim=(-2, -1), keepdim=True)
+        return off / torch.where(total.abs() < 1e-6, torch.ones_like(total), total) - centre
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.constrained_weight(), padding=self.padding)
+
+
+def conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    """Two 3x3 convs with BatchNorm and ReLU; the first may downsample."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+    )
+
+
+class TraceBranch(nn.Module):
+    """RGB + SRM + constrained residuals -> multi-scale features and ``width``-dimensional patch tokens."""
+
+    def __init__(self, cfg: TraceConfig, width: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("srm", _SRM.repeat(3, 1, 1).unsqueeze(1), persistent=False)  # depthwise: 9 x 1 x 5 x 5
+        self.constrained = ConstrainedConv(3, cfg.constrained_filters)
+        in_channels = 3 + 9 + cfg.constrained_filters
+        stages, cin = [], in_channels
+        for i, cout in enumerate(cfg.channels):
+            stages.append(conv_block(cin, cout, stride=1 if i == 0 else 2))
+            cin = cout
+        self.stages = nn.ModuleList(stages)
+        self.to_tokens = nn.Linear(cfg.channels[-1], width)
+        self.hook_residuals = HookPoint("trace.residuals")
+        self.hook_out = HookPoint("trace.out")
+
+    def residuals(self, images: torch.Tensor) -> torch.Tensor:
+        """SRM and constrained residuals in 8-bit units, clipped to ``±residual_clip`` and scaled to ``±1``."""
+        x = images * 255.0
+        srm = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), self.srm, groups=3)
+        learned = self.constrained(x)
+        clip = self.cfg.residual_clip
+        return torch.cat([srm, learned], dim=1).clamp(-clip, clip) / clip
+
+    def forward(self, images: torch.Tensor, grid: tuple[int, int]) -> TraceOutput:
+        x = torch.cat([images - 0.5, self.hook_residuals(self.residuals(images))], dim=1)
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        pooled = F.adaptive_avg_pool2d(features[-1], grid)
+        tokens = self.hook_out(self.to_tokens(pooled.flatten(2).transpose(1, 2)))
+        return TraceOutput(features=features, tokens=tokens)
