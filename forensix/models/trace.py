@@ -2,8 +2,8 @@
 
 Our reading of ForgeryGPT's vocabulary-enhanced vision encoder: fixed SRM high-pass filters and a
 learnable constrained convolution (Bayar & Stamm) expose noise residuals; a small normalised conv
-encoder turns RGB + residuals into features at 1, 1/2, 1/4, 1/8 and 1/16 resolution (the skip path
-of the FL-Expert decoder) and into tokens on the vision encoder's patch grid, fused with the
+encoder turns RGB + residuals into features at 1/2, 1/4, 1/8 and 1/16 resolution (the skip path
+of the FL-Expert decoder; the residuals themselves are computed at full resolution) and into tokens on the vision encoder's patch grid, fused with the
 semantic tokens.
 
 Hook points: ``trace.residuals`` ``[B, C, H, W]``, ``trace.out`` ``[B, N, d]``.
@@ -14,7 +14,7 @@ Example:
     >>> branch = TraceBranch(get_config("tiny").trace, width=32)
     >>> out = branch(torch.rand(2, 3, 64, 64), grid=(4, 4))
     >>> out.tokens.shape, [f.shape[-1] for f in out.features]
-    (torch.Size([2, 16, 32]), [64, 32, 16, 8, 4])
+    (torch.Size([2, 16, 32]), [32, 16, 8, 4])
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ _SRM = torch.tensor(
 
 @dataclass
 class TraceOutput:
-    """Multi-scale features (full resolution first) and tokens on the patch grid."""
+    """Multi-scale features (finest, 1/2 resolution, first) and tokens on the patch grid."""
 
     features: list[torch.Tensor]
     tokens: torch.Tensor
@@ -83,8 +83,8 @@ class TraceBranch(nn.Module):
         self.constrained = ConstrainedConv(3, cfg.constrained_filters)
         in_channels = 3 + 9 + cfg.constrained_filters
         stages, cin = [], in_channels
-        for i, cout in enumerate(cfg.channels):
-            stages.append(conv_block(cin, cout, stride=1 if i == 0 else 2))
+        for cout in cfg.channels:
+            stages.append(conv_block(cin, cout, stride=2))
             cin = cout
         self.stages = nn.ModuleList(stages)
         self.to_tokens = nn.Linear(cfg.channels[-1], width)
