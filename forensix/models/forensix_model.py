@@ -54,7 +54,7 @@ from forensix.models.heads import HeadRegistry
 from forensix.models.language import answer_token_ids, load_language_model
 from forensix.models.mask_encoder import MaskEncoder, region_features
 from forensix.models.projector import Projector
-from forensix.models.prompting import IMAGE_SLOT, MASK_SLOT, TokenBatch, encode_conversation, pad_batch
+from forensix.models.prompting import IMAGE_SLOT, TokenBatch, encode_conversation, pad_batch
 from forensix.models.prompts import ForgeryPrompts
 from forensix.models.trace import TraceBranch
 from forensix.models.vision import VisionEncoder
@@ -269,7 +269,7 @@ class ForensixModel(nn.Module):
         if not isinstance(question, str) or not question.strip():
             raise BadPromptError("question: empty; ask something, e.g. 'Is this image real or fake?'")
         if IMAGE_SLOT not in question:
-            question = f"{IMAGE_SLOT}\n{MASK_SLOT}\n{question}"
+            question = f"{IMAGE_SLOT} {question}"
         return [{"role": "user", "content": question}]
 
     def _p_fake(self, vision: dict[str, torch.Tensor], question: str = DETECTION_QUESTION) -> torch.Tensor:
@@ -440,15 +440,19 @@ class ForensixModel(nn.Module):
 
     # ------------------------------------------------------------------ persistence
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """Every tensor needed to restore the model, except a frozen pretrained LM's base weights."""
+        """Every tensor needed to restore the model, except a frozen pretrained LM's base weights.
+
+        Tied tensors (the LM's input and output embeddings) are stored once.
+        """
         save_base_lm = self.config.language.source == "tiny"
-        state = {}
-        for key, value in self.state_dict().items():
+        state, seen = {}, set()
+        for key, value in self.state_dict(keep_vars=True).items():
             if key.startswith("lm.") and not save_base_lm and "lora_" not in key:
                 continue
-            if key.startswith("heads."):
+            if key.startswith("heads.") or value.data_ptr() in seen:
                 continue
-            state[key] = value
+            seen.add(value.data_ptr())
+            state[key] = value.detach()
         return state
 
     def save_pretrained(self, path: str | Path) -> Path:

@@ -80,12 +80,28 @@ def _supervised_spans(text: str, messages: list[dict]) -> list[tuple[int, int]]:
     return spans
 
 
+def with_mask_slot(messages: list[dict]) -> list[dict]:
+    """Insert ``<mask>`` right after ``<image>`` when the conversation has no mask slot of its own.
+
+    The region prompter always speaks: the mask tokens follow the image tokens in every prompt.
+    """
+    if any(MASK_SLOT in m["content"] for m in messages):
+        return messages
+    out = [dict(m) for m in messages]
+    for message in out:
+        if IMAGE_SLOT in message["content"]:
+            message["content"] = message["content"].replace(IMAGE_SLOT, f"{IMAGE_SLOT}{MASK_SLOT}", 1)
+            break
+    return out
+
+
 def encode_conversation(
     tokenizer, messages: list[dict], *, system: str, n_image: int, n_mask: int, clue_text: str = "",
     add_generation_prompt: bool = False, max_chars: int = 4000,
 ) -> Encoded:
     """Tokenize ``messages`` (see the module docstring); slot positions index into ``ids``."""
     validate_messages(messages, max_chars)
+    messages = with_mask_slot(messages)
     full = [{"role": "system", "content": system}, *messages]
     text = tokenizer.apply_chat_template(full, tokenize=False, add_generation_prompt=add_generation_prompt)
     boundaries = sorted({0, len(text), *(b for span in _supervised_spans(text, messages) for b in span)})
@@ -138,4 +154,4 @@ def pad_batch(encoded: list[Encoded], pad_id: int) -> TokenBatch:
     return TokenBatch(ids, labels, attention, image_slots, mask_slots, [len(e.ids) for e in encoded])
 
 
-__all__ = ["IGNORE", "IMAGE_SLOT", "MASK_SLOT", "Encoded", "TokenBatch", "encode_conversation", "pad_batch", "validate_messages"]
+__all__ = ["IGNORE", "IMAGE_SLOT", "MASK_SLOT", "Encoded", "TokenBatch", "encode_conversation", "pad_batch", "validate_messages", "with_mask_slot"]

@@ -23,7 +23,7 @@ from transformers import AutoConfig, AutoModel, CLIPVisionModel, ViTConfig, ViTM
 
 from forensix.config import VisionConfig
 from forensix.errors import ModelNotAvailableError
-from forensix.hooks import add_output_hook_point, install_block_hooks
+from forensix.hooks import add_output_hook_point, find_blocks, install_block_hooks
 
 _CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -77,11 +77,11 @@ class VisionEncoder(nn.Module):
         self.patch_size = self.model.config.patch_size
         self.width = self.model.config.hidden_size
         add_output_hook_point(self.model.embeddings, "vision.embed")
-        self.blocks = install_block_hooks(self.model, "vision.blocks")
+        install_block_hooks(self.model, "vision.blocks")
 
     @property
     def num_layers(self) -> int:
-        return len(self.blocks)
+        return len(find_blocks(self.model))
 
     def forward(self, images: torch.Tensor) -> VisionOutput:
         height, width = images.shape[-2:]

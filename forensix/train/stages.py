@@ -65,8 +65,8 @@ class StageSpec:
             piece = name.split(".")[0]
             if piece == "heads":
                 param.requires_grad_(name.split(".")[2] in pieces)
-            elif piece == "lm":
-                param.requires_grad_(self.lora and "lora_" in name)
+            elif piece == "lm":  # LoRA weights with ``lora``; every LM weight only when "lm" is listed
+                param.requires_grad_("lm" in pieces or (self.lora and "lora_" in name))
             else:
                 param.requires_grad_(piece in pieces)
         return model
@@ -76,7 +76,7 @@ class StageSpec:
         pieces = self.trainable_pieces(model)
         model.train()
         for name, child in model.named_children():
-            if name not in pieces and not (name == "lm" and self.lora):
+            if name not in pieces and not (name == "lm" and self.lora):  # frozen: no BatchNorm drift
                 child.eval()
 
     def parameter_table(self, model: nn.Module) -> pd.DataFrame:

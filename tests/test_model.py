@@ -1,0 +1,210 @@
+"""The composite model: shapes, hook points, cache, restoration, save/load, p_fake, overfitting, heads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from forensix.config import get_config
+from forensix.errors import BadCheckpointError, BadPromptError, UnknownHookError
+from forensix.models import ForensixModel
+
+EXPECTED_TINY_HOOKS = [
+    "vision.embed",
+    "vision.blocks.0.attn.pattern", "vision.blocks.0.out", "vision.blocks.1.attn.pattern", "vision.blocks.1.out",
+    "trace.residuals", "trace.out", "vision.fused", "prompts.embeddings",
+    "fl_expert.similarity.0", "fl_expert.similarity.1", "fl_expert.mask_logits",
+    "mask_encoder.region", "mask_encoder.tokens", "clue_head.logits", "projector.out",
+    "lm.embed_tokens", "lm.layers.0.attn.pattern", "lm.layers.0.out", "lm.layers.1.attn.pattern", "lm.layers.1.out",
+    "lm.logits",
+]
+
+
+def test_hook_names_complete_and_stable(tiny_model):
+    assert tiny_model.hook_names() == EXPECTED_TINY_HOOKS
+
+
+@pytest.mark.parametrize("batch,height,width", [(1, 64, 64), (3, 64, 64), (3, 64, 96), (1, 96, 48)])
+def test_vision_side_shapes(tiny_model, batch, height, width):
+    cfg = tiny_model.config
+    with torch.no_grad():
+        out = tiny_model.encode_image(torch.rand(batch, 3, height, width))
+    assert out["mask_logits"].shape == (batch, 1, height, width)
+    assert out["clue_logits"].shape[0] == batch
+    assert out["image_tokens"].shape == (batch, cfg.image_token_grid**2, tiny_model.lm.config.hidden_size)
+    assert out["mask_tokens"].shape == (batch, cfg.mask_encoder.num_tokens, tiny_model.lm.config.hidden_size)
+
+
+def test_cache_holds_the_tensors_the_forward_used(tiny_model, stage2_batch):
+    tiny_model.eval()
+    out, cache = tiny_model.run_with_cache(stage2_batch, names_filter=["fl_expert.mask_logits", "clue_head.logits", "lm.logits"])
+    assert set(cache) == {"fl_expert.mask_logits", "clue_head.logits", "lm.logits"}
+    torch.testing.assert_close(cache["fl_expert.mask_logits"], out["mask_logits"].detach(), rtol=0, atol=0)
+    torch.testing.assert_close(cache["clue_head.logits"], out["clue_logits"].detach(), rtol=0, atol=0)
+    assert cache["lm.logits"].shape[:2] == (3, cache["lm.logits"].shape[1])
+
+
+def test_full_cache_captures_attention_patterns_and_restores_backend(tiny_model, stage2_batch):
+    before = (tiny_model.lm.config._attn_implementation, tiny_model.vision.model.config._attn_implementation)
+    _, cache = tiny_model.run_with_cache(stage2_batch)
+    assert set(cache) == set(EXPECTED_TINY_HOOKS)
+    pattern = cache["lm.layers.1.attn.pattern"]
+    assert pattern.ndim == 4 and torch.allclose(pattern.sum(-1)[0, :, :5], torch.ones(1))
+    assert cache["vision.blocks.0.attn.pattern"].shape == (3, 2, 17, 17)
+    assert (tiny_model.lm.config._attn_implementation, tiny_model.vision.model.config._attn_implementation) == before
+
+
+def test_hook_can_edit_the_forward(tiny_model, stage2_batch):
+    tiny_model.eval()
+    with torch.no_grad():
+        base = tiny_model(stage2_batch, losses=("mask",))["losses"]["mask"]
+        with tiny_model.hooks([("fl_expert.mask_logits", lambda t, hook: torch.full_like(t, -20.0))]):
+            edited = tiny_model(stage2_batch, losses=("mask",))
+    assert (edited["mask_logits"] == -20).all()
+    assert not torch.isclose(base, edited["losses"]["mask"])
+
+
+def test_editing_an_attention_pattern_changes_the_lm(tiny_model, stage2_batch):
+    tiny_model.eval()
+
+    def uniform(t, hook):
+        causal = torch.ones_like(t).tril(diagonal=t.shape[-1] - t.shape[-2])
+        return causal / causal.sum(-1, keepdim=True)
+
+    with torch.no_grad():
+        _, base = tiny_model.run_with_cache(stage2_batch, "lm.logits", losses=("lm",))
+        with tiny_model.hooks([("lm.layers.*.attn.pattern", uniform)]):
+            _, edited = tiny_model.run_with_cache(stage2_batch, "lm.logits", losses=("lm",))
+    assert (base["lm.logits"] - edited["lm.logits"]).abs().max() > 1e-4
+
+
+def test_hooks_removed_and_model_restored_after_an_exception(tiny_model, stage2_batch):
+    tiny_model.train()
+    before = tiny_model.lm.config._attn_implementation
+
+    def boom(t, hook):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        with tiny_model.hooks([("lm.layers.0.attn.pattern", boom)]):
+            tiny_model(stage2_batch, losses=("lm",))
+    assert all(not hp._forward_hooks for hp in tiny_model._hook_points.values())
+    assert tiny_model.lm.config._attn_implementation == before
+    assert tiny_model.training
+    with pytest.raises(RuntimeError, match="boom"):
+        with tiny_model.hooks([("trace.out", boom)]):
+            tiny_model.analyze(np.zeros((64, 64, 3), np.uint8))
+    assert all(not hp._forward_hooks for hp in tiny_model._hook_points.values())
+    assert tiny_model.training, "analyze must restore training mode even when it raises"
+    tiny_model.eval()
+
+
+def test_unknown_hook_name_is_a_clear_error(tiny_model):
+    with pytest.raises(UnknownHookError, match="fl_expert.mask_logits"):
+        with tiny_model.hooks([("fl_expert.mask_logit", lambda t, h: None)]):
+            pass
+
+
+def test_p_fake_is_the_two_token_softmax_of_the_logits(tiny_model):
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    _, cache = tiny_model.run_with_cache(image, names_filter="lm.logits")
+    first = cache["lm.logits"][0] if isinstance(cache["lm.logits"], list) else cache["lm.logits"]
+    last = first[0, -1].double()
+    fake, real = tiny_model._answer_ids["fake"][0], tiny_model._answer_ids["real"][0]
+    log_probs = last.log_softmax(-1)
+    by_hand = float(torch.exp(log_probs[fake]) / (torch.exp(log_probs[fake]) + torch.exp(log_probs[real])))
+    analysis = tiny_model.analyze(image, capture_attention=False)
+    assert analysis.p_fake == pytest.approx(by_hand, abs=1e-5)
+    from forensix.data.conversations import DETECTION_QUESTION
+
+    same_question = tiny_model.analyze(image, DETECTION_QUESTION, capture_attention=False)
+    assert tiny_model.detect([image])[0] == pytest.approx(same_question.p_fake, abs=1e-5)
+
+
+def test_analyze_returns_text_mask_p_fake_and_bookkeeping(tiny_model):
+    image = np.random.default_rng(1).integers(0, 255, (70, 90, 3), dtype=np.uint8)
+    a = tiny_model.analyze(image)
+    assert a.mask_probs.shape == (70, 90) and a.mask.dtype == np.uint8
+    assert 0.0 <= a.p_fake <= 1.0
+    assert len(a.image_positions) == tiny_model.config.image_token_grid**2
+    assert len(a.mask_positions) == tiny_model.config.mask_encoder.num_tokens
+    assert a.slot_attention.shape[1:] == (2, 4, len(a.image_positions) + len(a.mask_positions))
+    assert a.slot_attention.shape[0] == len(a.generated_ids)
+    assert "p_fake" in a._repr_html_()
+
+
+def test_chat_keeps_history(tiny_model):
+    conv = tiny_model.chat(np.zeros((64, 64, 3), np.uint8))
+    conv.ask("Is this image real or fake?")
+    conv.ask("Where?")
+    assert [m["role"] for m in conv.history] == ["user", "assistant", "user", "assistant"]
+    assert "<image>" in conv.history[0]["content"] and "<image>" not in conv.history[2]["content"]
+    with pytest.raises(BadPromptError):
+        conv.ask("   ")
+
+
+def test_save_load_round_trip_is_bit_exact(fresh_tiny_model, stage2_batch, tmp_path):
+    model = fresh_tiny_model
+    model.enable_lora()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    model.save_pretrained(tmp_path / "m")
+    loaded = ForensixModel.from_pretrained(tmp_path / "m")
+    for key, value in model.trainable_state().items():
+        assert torch.equal(value, loaded.trainable_state()[key]), key
+    model.eval()
+    with torch.no_grad():
+        a = model(stage2_batch)["loss"]
+        b = loaded(stage2_batch)["loss"]
+    assert torch.equal(a, b)
+
+
+def test_tampered_checkpoint_is_refused(tiny_model, tmp_path):
+    path = tiny_model.save_pretrained(tmp_path / "m")
+    weights = path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(BadCheckpointError, match="sha256"):
+        ForensixModel.from_pretrained(path)
+
+
+def test_tiny_model_overfits_eight_samples(fresh_tiny_model):
+    from forensix.data.datasets import SyntheticForgeryDataset
+    from forensix.models.forensix_model import PIECES
+    from forensix.train import TrainConfig, get_stage, train_stage
+
+    data = SyntheticForgeryDataset(stage=1, size=64, length=8, seed=0)
+    spec = get_stage(1, trainable=tuple(p for p in PIECES if p != "heads"), losses=("lm", "mask"))
+    result = train_stage(fresh_tiny_model, spec, data, TrainConfig(steps=60, batch_size=8, lr=1e-2, warmup=0.05), progress=False)
+    first, last = result.history[0]["loss"], np.mean([r["loss"] for r in result.history[-5:]])
+    assert last <= 0.1 * first, (first, last)
+
+
+def test_a_new_head_trains_with_the_stage_loop_and_is_removed(fresh_tiny_model):
+    from torch import nn
+
+    from forensix.data.datasets import SyntheticForgeryDataset
+    from forensix.train import TrainConfig, get_stage, train_stage
+
+    model = fresh_tiny_model
+    head = nn.Sequential(nn.Flatten(1), nn.Linear(16 * 32, 1))  # 4 x 4 fused tokens of width 32
+    model.add_head("fake_probe", head, "vision.fused", target="is_fake",
+                   loss_fn=lambda out, y: nn.functional.binary_cross_entropy_with_logits(out[:, 0], y))
+    data = SyntheticForgeryDataset(stage=2, size=64, length=16, seed=0)
+    spec = get_stage(2, trainable=(), losses=("fake_probe",))
+    result = train_stage(model, spec, data, TrainConfig(steps=30, batch_size=8, lr=1e-2), progress=False)
+    assert result.history[-1]["fake_probe"] < result.history[0]["fake_probe"]
+    assert all(not p.requires_grad for n, p in model.named_parameters() if not n.startswith("heads."))
+    model.remove_head("fake_probe")
+    assert "fake_probe" not in model.heads and not model._hook_points["vision.fused"]._forward_hooks
+
+
+def test_presets_are_known_and_validated():
+    from forensix.errors import BadConfigError
+
+    assert get_config("small").language.source == "smollm2-135m"
+    with pytest.raises(BadConfigError, match="tiny"):
+        get_config("huge")
