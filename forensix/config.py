@@ -81,6 +81,7 @@ class LanguageConfig:
     system_prompt: str = "You are forensix, an image forensics assistant."
     max_new_tokens: int = 48
     max_prompt_chars: int = 2000
+    max_train_tokens: int = 128  # training sequences are cut here (answers past what generation reaches)
 
 
 @dataclass
@@ -142,7 +143,7 @@ def _tiny() -> ForensixConfig:
         trace=TraceConfig(channels=(4, 8, 8, 16), constrained_filters=2),
         localizer=LocalizerConfig(prompt_dim=16, prompt_context=2, decoder_channels=(16, 8, 8, 4)),
         mask_encoder=MaskEncoderConfig(num_tokens=2, layout=2, hidden=32),
-        language=LanguageConfig(source="tiny", lora_r=4, lora_alpha=8, max_new_tokens=8),
+        language=LanguageConfig(source="tiny", lora_r=4, lora_alpha=8, max_new_tokens=8, max_train_tokens=96),
         image_token_grid=2,
     )
 
@@ -161,7 +162,9 @@ def _paper() -> ForensixConfig:
         trace=TraceConfig(channels=(48, 64, 128, 256)),
         localizer=LocalizerConfig(prompt_dim=256, prompt_context=8, decoder_channels=(256, 128, 64, 48)),
         mask_encoder=MaskEncoderConfig(num_tokens=8, layout=6, hidden=1024),
-        language=LanguageConfig(source="Qwen/Qwen2.5-1.5B-Instruct", lora_r=16, lora_alpha=32, max_new_tokens=128),
+        language=LanguageConfig(
+            source="Qwen/Qwen2.5-1.5B-Instruct", lora_r=16, lora_alpha=32, max_new_tokens=128, max_train_tokens=512
+        ),
         image_token_grid=12,
     )
 

@@ -64,6 +64,8 @@ class Analysis:
     mask_positions: list[int] = field(default_factory=list)
     image_token_grid: tuple[int, int] = (1, 1)
     slot_attention: torch.Tensor | None = None  # [generated, layers, heads, image+mask slots]
+    vision_attention: list[torch.Tensor] | None = None  # per vision block: [heads, tokens, tokens]
+    vision_grid: tuple[int, int] = (1, 1)  # the vision encoder's patch grid for this image
     model_name: str = ""
 
     @property

@@ -149,13 +149,13 @@ class ForensixModel(nn.Module):
             items = [images]
         arrays = [as_image_array(x, name=f"images[{i}]") for i, x in enumerate(items)]
         size = self.config.image_size
-        batch = torch.stack([torch.from_numpy(a).permute(2, 0, 1).float() / 255.0 for a in arrays]) if all(
-            a.shape[:2] == (size, size) for a in arrays
-        ) else torch.cat([
-            F.interpolate(torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255.0, size=(size, size),
-                          mode="bilinear", antialias=True, align_corners=False)
-            for a in arrays
-        ])
+        pixels = []
+        for array in arrays:
+            x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float() / 255.0
+            if x.shape[-2:] != (size, size):
+                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            pixels.append(x)
+        batch = torch.cat(pixels)
         return batch.to(self.device), [a.shape[:2] for a in arrays]
 
     def encode_image(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -191,19 +191,20 @@ class ForensixModel(nn.Module):
         return texts
 
     def tokenize(
-        self, conversations: Sequence[list[dict]], clue_texts: Sequence[str], add_generation_prompt: bool = False
+        self, conversations: Sequence[list[dict]], clue_texts: Sequence[str], add_generation_prompt: bool = False,
+        side: str = "right", max_tokens: int | None = None,
     ) -> TokenBatch:
-        """Encode conversations with image/mask slots into a padded :class:`TokenBatch`."""
+        """Encode conversations with image/mask slots into a padded :class:`TokenBatch` (cut at ``max_tokens``)."""
         lc = self.config.language
         encoded = [
             encode_conversation(
                 self.tokenizer, messages, system=lc.system_prompt, n_image=self.config.image_token_grid**2,
                 n_mask=self.config.mask_encoder.num_tokens, clue_text=clue, add_generation_prompt=add_generation_prompt,
                 max_chars=lc.max_prompt_chars,
-            )
+            ).truncated(max_tokens)
             for messages, clue in zip(conversations, clue_texts)
         ]
-        return pad_batch(encoded, self.tokenizer.pad_token_id)
+        return pad_batch(encoded, self.tokenizer.pad_token_id, side=side)
 
     def embed(self, tokens: TokenBatch, vision: dict[str, torch.Tensor]) -> torch.Tensor:
         """Input embeddings with the image and mask slots overwritten by the vision side's tokens."""
@@ -231,12 +232,15 @@ class ForensixModel(nn.Module):
 
     # ------------------------------------------------------------------ training forward
     def forward(
-        self, batch: dict[str, Any], losses: Iterable[str] = ("lm", "mask", "clue"), mask_source: str = "predicted"
+        self, batch: dict[str, Any], losses: Iterable[str] = ("lm", "mask", "clue"), mask_source: str = "predicted",
+        lm_subbatch: int | None = None,
     ) -> dict[str, Any]:
         """Losses of a training batch (from :func:`forensix.data.datasets.collate_samples`).
 
         ``losses`` picks the terms (``lm``, ``mask``, ``clue`` and any head name); ``mask_source``
-        is ``"predicted"`` or ``"gt"`` (the ground-truth mask feeds the mask encoder).
+        is ``"predicted"`` or ``"gt"`` (the ground-truth mask feeds the mask encoder);
+        ``lm_subbatch`` computes the language-model term on the first ``k`` samples only (the
+        language model costs far more per sample than the vision side).
         Returns ``{"loss": total, "losses": {term: value}, "mask_logits", "clue_logits"}``.
         """
         losses = tuple(losses)
@@ -250,8 +254,11 @@ class ForensixModel(nn.Module):
         if "clue" in losses:
             terms["clue"] = F.binary_cross_entropy_with_logits(vision["clue_logits"], batch["clues"].to(self.device))
         if "lm" in losses:
-            tokens = self.tokenize(batch["messages"], self.clue_text(vision["clue_logits"].detach()))
-            embeds = self.embed(tokens, vision)
+            k = lm_subbatch or len(batch["messages"])
+            lm_vision = {key: value[:k] for key, value in vision.items()}
+            tokens = self.tokenize(batch["messages"][:k], self.clue_text(lm_vision["clue_logits"].detach()),
+                                   max_tokens=self.config.language.max_train_tokens)
+            embeds = self.embed(tokens, lm_vision)
             out = self.lm(inputs_embeds=embeds, attention_mask=tokens.attention_mask.to(self.device), use_cache=False)
             logits = out.logits[:, :-1]
             terms["lm"] = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tokens.labels[:, 1:].reshape(-1).to(self.device))
@@ -295,16 +302,23 @@ class ForensixModel(nn.Module):
         return torch.cat(scores).numpy()
 
     @torch.no_grad()
-    def generate_reply(
-        self, pixels: torch.Tensor, vision: dict[str, torch.Tensor], messages: list[dict], max_new_tokens: int | None = None,
+    def generate_replies(
+        self, vision: dict[str, torch.Tensor], conversations: Sequence[list[dict]], max_new_tokens: int | None = None,
         slot_attention: bool = False,
-    ) -> dict[str, Any]:
-        """Greedy reply to ``messages`` for one image: ids, text, first-step logits, optional slot attention."""
-        clue = self.clue_text(vision["clue_logits"])
-        tokens = self.tokenize([messages], clue, add_generation_prompt=True)
+    ) -> list[dict[str, Any]]:
+        """Greedy replies, one per image and conversation (left-padded batch).
+
+        Each reply has ``ids``, ``text``, ``first_logits`` (next-token logits after the prompt, for
+        ``p_fake``), ``tokens`` (its own unpadded :class:`TokenBatch`) and, for a single image with
+        ``slot_attention``, the attention of every generated token to the image and mask slots.
+        """
+        clues = self.clue_text(vision["clue_logits"])
+        tokens = self.tokenize(conversations, clues, add_generation_prompt=True, side="left")
         embeds = self.embed(tokens, vision)
-        slots = torch.cat([tokens.image_slots[0].nonzero()[:, 0], tokens.mask_slots[0].nonzero()[:, 0]])
         records: list[torch.Tensor] = []
+        if slot_attention and len(conversations) != 1:
+            raise ValueError("slot attention is recorded for one image at a time")
+        slots = torch.cat([tokens.image_slots[0].nonzero()[:, 0], tokens.mask_slots[0].nonzero()[:, 0]])
 
         def keep_slot_rows(pattern: torch.Tensor, hook) -> None:
             records.append(pattern[0, :, -1, slots].float().cpu())
@@ -317,21 +331,23 @@ class ForensixModel(nn.Module):
                 max_new_tokens=max_new_tokens or self.config.language.max_new_tokens, do_sample=False,
                 return_dict_in_generate=True, output_logits=True, pad_token_id=self.tokenizer.pad_token_id,
             )
-        new_ids = out.sequences[0].tolist()
         eos = self.tokenizer.eos_token_id
-        if eos in new_ids:
-            new_ids = new_ids[: new_ids.index(eos)]
-        n_layers = len(self.lm_blocks())
-        attention = (
-            torch.stack(records).view(-1, n_layers, *records[0].shape)[: len(new_ids)] if records else None
-        )
-        return {
-            "ids": new_ids,
-            "text": self.tokenizer.decode(new_ids, skip_special_tokens=True).strip(),
-            "first_logits": out.logits[0][0],
-            "tokens": tokens,
-            "slot_attention": attention,
-        }
+        replies = []
+        for row in range(len(conversations)):
+            ids = out.sequences[row].tolist()
+            ids = ids[: ids.index(eos)] if eos in ids else ids
+            attention = None
+            if records:
+                n_layers = len(self.lm_blocks())
+                attention = torch.stack(records).view(-1, n_layers, *records[0].shape)[: len(ids)]
+            replies.append({
+                "ids": ids,
+                "text": self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                "first_logits": out.logits[0][row],
+                "tokens": self.tokenize([conversations[row]], clues[row : row + 1], add_generation_prompt=True),
+                "slot_attention": attention,
+            })
+        return replies
 
     def lm_blocks(self) -> nn.ModuleList:
         from forensix.hooks import find_blocks
@@ -344,36 +360,56 @@ class ForensixModel(nn.Module):
     ) -> Analysis:
         """Explained analysis of one image: text, mask (probabilities and binary), ``p_fake``, clues.
 
-        With ``capture_attention`` the language model's attention from every generated token to the
-        image and mask slots is recorded during generation (for grounding; no second pass).
+        With ``capture_attention`` the vision encoder's attention patterns and the language model's
+        attention from every generated token to the image and mask slots are recorded during this
+        one pass (what grounding needs: no second pass).
         """
-        pixels, sizes = self.preprocess(image)
-        array = as_image_array(image, name="image")
+        return self.analyze_batch([image], question, max_new_tokens=max_new_tokens, capture_attention=capture_attention)[0]
+
+    @torch.no_grad()
+    def analyze_batch(
+        self, images: Sequence[Any], question: str | None = None, *, max_new_tokens: int | None = None,
+        capture_attention: bool = False,
+    ) -> list[Analysis]:
+        """:meth:`analyze` for several images in one batched generation (attention capture: one image only)."""
+        images = list(images)
+        pixels, sizes = self.preprocess(images)
+        arrays = [as_image_array(x, name=f"images[{i}]") for i, x in enumerate(images)]
         messages = self._prompt_for(question)
+        vision_cache = Cache()
+        watch = caching_hooks(vision_cache, resolve_names("vision.blocks.*.attn.pattern", self._hook_points)) if capture_attention else []
         with _eval_mode(self):
-            vision = self.encode_image(pixels)
-            reply = self.generate_reply(pixels, vision, messages, max_new_tokens, slot_attention=capture_attention)
-        probs = F.interpolate(vision["mask_logits"].sigmoid(), size=sizes[0], mode="bilinear", align_corners=False)[0, 0]
-        clue_probs = vision["clue_logits"].sigmoid()[0].tolist()
-        tokens = reply["tokens"]
-        return Analysis(
-            image=array,
-            question=messages[0]["content"],
-            text=reply["text"],
-            mask_probs=probs.cpu().numpy(),
-            threshold=self.config.mask_threshold,
-            p_fake=float(self.p_fake_from_logits(reply["first_logits"][None])[0]),
-            clue_probs=dict(zip(CLUES, clue_probs)),
-            clue_threshold=self.config.clue_threshold,
-            prompt_ids=tokens.ids[0].tolist(),
-            generated_ids=reply["ids"],
-            generated_tokens=[self.tokenizer.decode([i]) for i in reply["ids"]],
-            image_positions=tokens.image_slots[0].nonzero()[:, 0].tolist(),
-            mask_positions=tokens.mask_slots[0].nonzero()[:, 0].tolist(),
-            image_token_grid=(self.config.image_token_grid, self.config.image_token_grid),
-            slot_attention=reply["slot_attention"],
-            model_name=self.name,
-        )
+            with self.hooks(watch):
+                vision = self.encode_image(pixels)
+            replies = self.generate_replies(vision, [messages] * len(images), max_new_tokens, slot_attention=capture_attention)
+        probs = vision["mask_logits"].sigmoid()
+        clue_probs = vision["clue_logits"].sigmoid().tolist()
+        grid = (pixels.shape[-2] // self.vision.patch_size, pixels.shape[-1] // self.vision.patch_size)
+        analyses = []
+        for i, reply in enumerate(replies):
+            tokens = reply["tokens"]
+            mask_probs = F.interpolate(probs[i : i + 1], size=sizes[i], mode="bilinear", align_corners=False)[0, 0]
+            analyses.append(Analysis(
+                image=arrays[i],
+                question=messages[0]["content"],
+                text=reply["text"],
+                mask_probs=mask_probs.cpu().numpy(),
+                threshold=self.config.mask_threshold,
+                p_fake=float(self.p_fake_from_logits(reply["first_logits"][None])[0]),
+                clue_probs=dict(zip(CLUES, clue_probs[i])),
+                clue_threshold=self.config.clue_threshold,
+                prompt_ids=tokens.ids[0].tolist(),
+                generated_ids=reply["ids"],
+                generated_tokens=[self.tokenizer.decode([t]) for t in reply["ids"]],
+                image_positions=tokens.image_slots[0].nonzero()[:, 0].tolist(),
+                mask_positions=tokens.mask_slots[0].nonzero()[:, 0].tolist(),
+                image_token_grid=(self.config.image_token_grid, self.config.image_token_grid),
+                slot_attention=reply["slot_attention"],
+                vision_attention=[vision_cache[n][0] for n in vision_cache] if capture_attention else None,
+                vision_grid=grid,
+                model_name=self.name,
+            ))
+        return analyses
 
     def localize(self, image: Any) -> Localization:
         """Mask heatmap and ``p_fake`` in the common :class:`~forensix.baselines.base.Localization` form."""
@@ -499,7 +535,7 @@ class Conversation:
         content = question if self.history else self.model._prompt_for(question)[0]["content"]
         messages = [*self.history, {"role": "user", "content": content}]
         with _eval_mode(self.model):
-            reply = self.model.generate_reply(self.pixels, self.vision, messages, max_new_tokens)
+            reply = self.model.generate_replies(self.vision, [messages], max_new_tokens)[0]
         self.history = [*messages, {"role": "assistant", "content": reply["text"] or "..."}]
         return reply["text"]
 

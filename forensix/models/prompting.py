@@ -46,6 +46,14 @@ class Encoded:
         self.ids.extend(ids)
         self.labels.extend(ids if supervised else [IGNORE] * len(ids))
 
+    def truncated(self, max_tokens: int | None) -> Encoded:
+        """The first ``max_tokens`` tokens (slots must lie inside: they are never cut)."""
+        if max_tokens is None or len(self.ids) <= max_tokens:
+            return self
+        if max(self.image_positions + self.mask_positions, default=-1) >= max_tokens:
+            raise BadPromptError(f"the prompt is longer than max_train_tokens={max_tokens}; shorten it or raise the limit")
+        return Encoded(self.ids[:max_tokens], self.labels[:max_tokens], self.image_positions, self.mask_positions)
+
 
 def validate_messages(messages: list[dict], max_chars: int) -> None:
     """Raise :class:`BadPromptError` for empty, over-long or malformed conversations."""
@@ -135,8 +143,8 @@ class TokenBatch:
     lengths: list[int]
 
 
-def pad_batch(encoded: list[Encoded], pad_id: int) -> TokenBatch:
-    """Stack conversations, right-padded; slot masks are boolean ``[B, T]``."""
+def pad_batch(encoded: list[Encoded], pad_id: int, side: str = "right") -> TokenBatch:
+    """Stack conversations padded on ``side`` (``"left"`` for batched generation); slot masks are ``[B, T]``."""
     width = max(len(e.ids) for e in encoded)
     shape = (len(encoded), width)
     ids = torch.full(shape, pad_id, dtype=torch.long)
@@ -146,11 +154,12 @@ def pad_batch(encoded: list[Encoded], pad_id: int) -> TokenBatch:
     mask_slots = torch.zeros(shape, dtype=torch.bool)
     for row, e in enumerate(encoded):
         n = len(e.ids)
-        ids[row, :n] = torch.tensor(e.ids)
-        labels[row, :n] = torch.tensor(e.labels)
-        attention[row, :n] = 1
-        image_slots[row, e.image_positions] = True
-        mask_slots[row, e.mask_positions] = True
+        start = width - n if side == "left" else 0
+        ids[row, start : start + n] = torch.tensor(e.ids)
+        labels[row, start : start + n] = torch.tensor(e.labels)
+        attention[row, start : start + n] = 1
+        image_slots[row, [start + p for p in e.image_positions]] = True
+        mask_slots[row, [start + p for p in e.mask_positions]] = True
     return TokenBatch(ids, labels, attention, image_slots, mask_slots, [len(e.ids) for e in encoded])
 
 

@@ -50,6 +50,7 @@ class TrainConfig:
     lr: float | None = None
     warmup: float | None = None
     grad_accum: int | None = None
+    lm_subbatch: int | None = None
     weight_decay: float = 0.01
     clip_norm: float = 1.0
     val_every: int = 0
@@ -60,7 +61,7 @@ class TrainConfig:
     def resolved(self, spec: StageSpec, preset: str) -> TrainConfig:
         defaults = spec.defaults.get(preset) or spec.defaults["small"]
         values = asdict(self)
-        for key in ("steps", "batch_size", "lr", "warmup", "grad_accum"):
+        for key in ("steps", "batch_size", "lr", "warmup", "grad_accum", "lm_subbatch"):
             if values[key] is None:
                 values[key] = getattr(defaults, key)
         return TrainConfig(**values)
@@ -207,7 +208,8 @@ class Trainer:
             batch = self._batch(self.train_data, self.step * self.config.grad_accum + micro, self.config.batch_size)
             data_seconds += time.perf_counter() - t0
             with self.accelerator.accumulate(self.model), self.accelerator.autocast():
-                out = self.model(batch, losses=self.spec.losses, mask_source=self.spec.mask_source)
+                out = self.model(batch, losses=self.spec.losses, mask_source=self.spec.mask_source,
+                                 lm_subbatch=self.config.lm_subbatch)
                 if not torch.isfinite(out["loss"]):
                     raise TrainingError(f"stage {self.spec.stage}, step {self.step}: loss is {out['loss'].item()}; lower the learning rate")
                 self.accelerator.backward(out["loss"])
@@ -231,7 +233,8 @@ class Trainer:
         sums: dict[str, float] = {}
         for i in range(self.config.val_batches):
             batch = self._batch(self.val_data, 10_000_000 + i, self.config.batch_size)
-            out = self.raw_model(batch, losses=self.spec.losses, mask_source=self.spec.mask_source)
+            out = self.raw_model(batch, losses=self.spec.losses, mask_source=self.spec.mask_source,
+                                 lm_subbatch=self.config.lm_subbatch)
             for key, value in out["losses"].items():
                 sums[key] = sums.get(key, 0.0) + value.item() / self.config.val_batches
         return {"step": self.step, "val_loss": sum(sums.values()), **{f"val_{k}": v for k, v in sums.items()}}

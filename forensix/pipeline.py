@@ -1,0 +1,93 @@
+"""Train a model through the three stages on synthetic data, reusing stages already finished.
+
+Layout of an output directory::
+
+    OUT/stage1/model/        the model after stage 1 (save_pretrained), OUT/stage1/history.json, done.json
+    OUT/stage1/checkpoint/   the latest mid-stage checkpoint (for --resume)
+    OUT/stage2/...           and so on
+
+A stage whose ``done.json`` matches the requested preset, seed and steps is loaded instead of
+retrained, so running the demo twice costs one training.
+
+Example:
+    >>> import tempfile
+    >>> model, results = train_stages("tiny", tempfile.mkdtemp(), stages=(1,), steps={1: 2}, progress=False)
+    >>> results[1].history[-1]["step"]
+    2
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from forensix.config import get_config
+from forensix.data.datasets import SyntheticForgeryDataset
+from forensix.models import ForensixModel
+from forensix.train import TrainConfig, TrainResult, get_stage, train_stage
+from forensix.train.loop import Callback
+
+#: Number of distinct synthetic training images per stage and preset (cycled by the step sampler).
+DATA_LENGTH = {"tiny": 32, "small": 1200, "paper": 20000}
+
+
+def stage_dir(out: str | Path, stage: int) -> Path:
+    return Path(out) / f"stage{stage}"
+
+
+def _done_marker(preset: str, seed: int, config: TrainConfig) -> dict[str, Any]:
+    return {"preset": preset, "seed": seed, "steps": config.steps, "batch_size": config.batch_size, "lr": config.lr}
+
+
+def finished_stage(out: str | Path, stage: int, marker: dict[str, Any]) -> bool:
+    """Whether ``stage`` finished in ``out`` with the same settings."""
+    done = stage_dir(out, stage) / "done.json"
+    return done.is_file() and json.loads(done.read_text()) == marker
+
+
+def stage_datasets(preset: str, stage: int, size: int, seed: int) -> tuple[SyntheticForgeryDataset, SyntheticForgeryDataset]:
+    """Train and validation data of a stage (validation photos are disjoint from training photos)."""
+    length = DATA_LENGTH.get(preset, DATA_LENGTH["small"])
+    train = SyntheticForgeryDataset(stage=stage, split="train", size=size, length=length, seed=seed)
+    val = SyntheticForgeryDataset(stage=stage, split="val", size=size, length=max(8, length // 20), seed=seed)
+    return train, val
+
+
+def train_stages(
+    preset: str = "small", out: str | Path = "runs/demo", *, stages: Iterable[int] = (1, 2, 3), seed: int = 0,
+    steps: dict[int, int] | None = None, batch_size: dict[int, int] | None = None, resume: bool = False,
+    progress: bool = True, callbacks: Sequence[Callback] = (), model: ForensixModel | None = None,
+) -> tuple[ForensixModel, dict[int, TrainResult]]:
+    """Train stages in order; finished stages are loaded from ``out`` instead of retrained."""
+    config = get_config(preset, seed=seed)
+    results: dict[int, TrainResult] = {}
+    for stage in stages:
+        spec = get_stage(stage)
+        train_config = TrainConfig(
+            steps=(steps or {}).get(stage), batch_size=(batch_size or {}).get(stage), seed=seed,
+            checkpoint_every=25, val_every=50,
+        ).resolved(spec, preset)
+        marker = _done_marker(preset, seed, train_config)
+        where = stage_dir(out, stage)
+        if finished_stage(out, stage, marker):
+            model = ForensixModel.from_pretrained(where / "model")
+            history = json.loads((where / "history.json").read_text())
+            results[stage] = TrainResult(stage=stage, history=history["history"], validations=history["validations"], out_dir=where)
+            continue
+        if model is None:
+            model = ForensixModel(config)
+        train, val = stage_datasets(preset, stage, config.image_size, seed)
+        result = train_stage(model, spec, train, train_config, val_data=val, out_dir=where, callbacks=callbacks,
+                             resume=resume, progress=progress)
+        model.save_pretrained(where / "model")
+        (where / "history.json").write_text(json.dumps({"history": result.history, "validations": result.validations}))
+        (where / "done.json").write_text(json.dumps(marker))
+        results[stage] = result
+    if model is None:
+        model = ForensixModel(config)
+    return model.eval(), results
+
+
+__all__ = ["DATA_LENGTH", "finished_stage", "stage_datasets", "stage_dir", "train_stages"]
