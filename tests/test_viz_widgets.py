@@ -1,0 +1,113 @@
+"""Widgets, headless: build each with the tiny model, move controls, check figures and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forensix.viz.widgets import AttentionExplorer, DataExplorer, GroundingExplorer, PromptLab, StageWalkthrough
+
+
+@pytest.fixture(scope="module")
+def sample():
+    from forensix.data import ForgeryGenerator
+
+    s = ForgeryGenerator(size=64, p_authentic=0.0, seed=0).sample(0, op="splice")
+    s.image = np.array(s.image)
+    return s
+
+
+def _shown(error_widget) -> bool:
+    return error_widget.layout.display != "none" and bool(error_widget.value)
+
+
+def test_data_explorer_updates_and_shows_errors():
+    ex = DataExplorer(size=48)
+    before = np.array(ex.figure.data[0].z).copy()
+    ex.op.value = "copy_move"
+    ex.jpeg.value = 40
+    assert ex.sample.record.op == "copy_move" and ex.sample.record.postprocess == [{"op": "jpeg", "quality": 40}]
+    assert not np.array_equal(np.array(ex.figure.data[0].z), before)
+    assert "copy_move" in ex.figure.layout.title.text and "Explanation" in ex.text.value
+    ex.granularity.value = "verdict"
+    assert "edited" in ex.text.value or "altered" in ex.text.value
+    ex.seed.value = -3  # bad value: shown in the widget, not raised
+    assert _shown(ex.error) and "seed=-3" in ex.error.value
+    ex.seed.value = 2
+    assert not _shown(ex.error)
+    bundle = ex._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "<img" in bundle["text/html"]
+
+
+def test_attention_explorer(tiny_model, sample):
+    ex = AttentionExplorer(tiny_model, sample.image, gt_mask=sample.mask)
+    assert len(ex.attentions) == 2 and ex.grid == (4, 4)
+    rollout, raw = ex.rollout_map.copy(), ex.raw_map.copy()
+    ex.fusion.value = "max"
+    ex.discard.value = 0.5
+    assert not np.allclose(ex.rollout_map, rollout)
+    assert np.allclose(np.asarray(ex.figure.data[4].z), ex.rollout_map)
+    ex.head.value = 1
+    ex.layer.value = 0
+    assert not np.allclose(ex.raw_map, raw) and np.allclose(np.asarray(ex.figure.data[1].z), ex.raw_map)
+    assert "max fusion" in ex.figure.layout.title.text
+    ex.attentions = []  # corrupt state: the callback error lands in the widget
+    ex.start_layer.value = 1
+    assert _shown(ex.error)
+
+
+class _Grounding:
+    def __init__(self, maps, tokens):
+        self.maps, self.tokens = maps, tokens
+
+
+def test_grounding_explorer_with_handmade_grounding(sample):
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:16, :16] = 1
+    maps = np.zeros((3, 8, 8), np.float32)
+    maps[0, 1, 1] = 1.0  # inside the mask
+    maps[1, 6, 6] = 1.0  # outside
+    maps[2] = 1.0
+    ex = GroundingExplorer(_Grounding(maps, ["The", " fake", " edge"]), mask, image=sample.image)
+    assert ex.hit is True and ex.energy > 0.5 and "hit" in ex.stats.value
+    ex.token.value = 1
+    assert ex.hit is False and ex.energy < 0.1 and "miss" in ex.stats.value
+    assert np.allclose(np.asarray(ex.figure.data[1].z), ex.maps[1])
+    assert "fake" in ex.figure.layout.title.text
+    ex.maps = ex.maps[:1]  # bad state: error in the widget
+    ex.token.value = 2
+    assert _shown(ex.error) and "IndexError" in ex.error.value
+
+
+def test_prompt_lab_compares_prompts(tiny_model, sample):
+    lab = PromptLab(tiny_model, sample.image, max_new_tokens=2)
+    a = lab.sides["A"].analysis
+    assert a is not None and "p_fake" in lab.sides["A"].result.value and "A vs B" in lab.summary.value
+    system = tiny_model.config.language.system_prompt
+    lab.sides["B"].system.value = "You are a careless assistant."
+    lab.sides["B"].clues.value = not tiny_model.config.clues_in_prompt
+    b = lab.sides["B"].analysis
+    assert b is not a and b.prompt_ids != a.prompt_ids  # the prompt really changed
+    assert tiny_model.config.language.system_prompt == system  # and was restored
+    assert np.allclose(np.asarray(lab.sides["B"].figure.data[1].z), b.mask_probs)
+    lab.sides["B"].question.value = "   "
+    assert _shown(lab.sides["B"].error) and "question" in lab.error.value
+
+
+def test_stage_walkthrough_runs_stops_resumes(fresh_tiny_model):
+    from forensix.data import SyntheticForgeryDataset
+
+    data = SyntheticForgeryDataset(stage=2, split="train", size=64, length=4)
+    walk = StageWalkthrough(fresh_tiny_model, 2, data, steps_per_click=2, refresh_every=2, total_steps=20)
+    first = np.asarray(walk.pred_figure.data[1].z).copy()
+    records = walk.run_steps(2)
+    assert [r["step"] for r in records] == [1, 2]
+    loss = next(t for t in walk.loss_figure.data if t.name == "loss")
+    assert list(loss.x) == [1, 2] and {t.name for t in walk.loss_figure.data} >= {"loss", "mask", "clue", "lm"}
+    assert not np.allclose(np.asarray(walk.pred_figure.data[1].z), first)  # refreshed at step 2
+    walk.trainer.train_step = lambda: (walk.stop(), {"step": 99, "loss": 1.0})[1]  # stop during a step
+    assert len(walk.run_steps(5)) == 1
+    del walk.trainer.train_step
+    assert [r["step"] for r in walk.run_steps(1)] == [3]  # resumes where it stopped
+    walk._guarded(walk.run_steps)(0)
+    assert _shown(walk.error) and "at least one step" in walk.error.value
