@@ -77,6 +77,7 @@ def write_checkpoint(
         _fsync_dir(tmp)
         if final.exists():
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            shutil.rmtree(old, ignore_errors=True)  # left by an earlier crash of a process with this pid
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
@@ -87,6 +88,26 @@ def write_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def recover_checkpoint(path: str | Path) -> bool:
+    """Finish a replace that a crash interrupted: if ``path`` is missing but the previous checkpoint
+    was moved aside (``.NAME.old-PID``) by :func:`write_checkpoint`, move the newest valid one back.
+    Returns whether it restored one.
+    """
+    final = Path(path)
+    if final.exists() or not final.parent.is_dir():
+        return False
+    olds = sorted(final.parent.glob(f".{final.name}.old-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in olds:
+        try:
+            verify_checkpoint(old)
+        except BadCheckpointError:
+            continue
+        os.replace(old, final)
+        _fsync_dir(final.parent)
+        return True
+    return False
 
 
 def verify_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -100,11 +121,13 @@ def verify_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         manifest = json.loads(manifest_path.read_text())
         files = manifest["files"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError) as err:
         raise BadCheckpointError(f"{manifest_path}: unreadable manifest ({err}); re-save the checkpoint") from err
+    if not isinstance(files, dict) or not all(isinstance(e, dict) for e in files.values()):
+        raise BadCheckpointError(f"{manifest_path}: 'files' must map file names to {{sha256, bytes}}; re-save the checkpoint")
     for name, entry in files.items():
         file = root / name
-        if Path(name).name != name or Path(name).suffix not in _ALLOWED_SUFFIXES:
+        if name in ("", ".", "..") or Path(name).name != name or Path(name).suffix not in _ALLOWED_SUFFIXES:
             raise BadCheckpointError(f"{root}: manifest lists {name!r}; only plain .safetensors and .json files are allowed")
         if not file.is_file():
             raise BadCheckpointError(f"{file}: listed in the manifest but missing; the checkpoint is incomplete")
@@ -121,6 +144,7 @@ def verify_checkpoint(path: str | Path) -> dict[str, Any]:
 def read_checkpoint(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
     """Verify and read a checkpoint: ``(file stem -> tensors, file stem -> JSON value)``."""
     root = Path(path)
+    recover_checkpoint(root)
     manifest = verify_checkpoint(root)
     tensors: dict[str, dict[str, torch.Tensor]] = {}
     meta: dict[str, Any] = {}
@@ -132,9 +156,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]
                 tensors[stem] = load_file(str(file))
             else:
                 meta[stem] = json.loads(file.read_text())
-        except (SafetensorError, json.JSONDecodeError, OSError) as err:
+        except (SafetensorError, ValueError, OSError) as err:  # ValueError: bad JSON or bad UTF-8
             raise BadCheckpointError(f"{file}: cannot be read ({err}); re-save the checkpoint") from err
     return tensors, meta
 
 
-__all__ = ["MANIFEST", "read_checkpoint", "sha256_file", "verify_checkpoint", "write_checkpoint"]
+__all__ = ["MANIFEST", "read_checkpoint", "recover_checkpoint", "sha256_file", "verify_checkpoint", "write_checkpoint"]

@@ -161,7 +161,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from forensix.pipeline import train_stages
     from forensix.quality import SUMMARY_KEYS, evaluate_model
     from forensix.report import ReportItem, write_report
-    from forensix.viz.figures import training_curves_static
+    from forensix.viz.figures import training_curves
 
     started = time.perf_counter()
     out = Path(args.out)
@@ -184,7 +184,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
              f"{quality.summary['n_images']} held-out images (photos and seeds never seen in training). "
              f"Training {trained - started:.0f} s, total {time.perf_counter() - started:.0f} s.")
     report = write_report(items, out / "report.html", title="forensix demo: explained forgery analysis", intro=intro,
-                          figures=[("Training curves", training_curves_static(histories))],
+                          figures=[("Training curves", training_curves(histories, backend="matplotlib"))],
                           tables=[("Held-out quality", table)])
     (out / "quality.json").write_text(json.dumps(quality.summary, indent=1))
     for key in SUMMARY_KEYS:

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,10 +128,27 @@ def _from_dict(cls: type, data: Any, where: str) -> Any:
         if dataclasses.is_dataclass(default):
             kwargs[name] = _from_dict(type(default), value, f"{where}.{name}")
         elif isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)) or not all(_same_kind(v, d) for v in value for d in default[:1]):
+                raise BadConfigError(f"{where}.{name}: expected a list like {list(default)}, got {value!r:.80}")
             kwargs[name] = tuple(value)
         else:
+            if not _same_kind(value, default):
+                raise BadConfigError(f"{where}.{name}: expected a {type(default).__name__} like {default!r}, got {value!r:.80}")
             kwargs[name] = value
     return cls(**kwargs)
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether ``value`` has the JSON type of ``default`` (ints pass as floats; ``None`` defaults take str or None)."""
+    if default is None:
+        return value is None or isinstance(value, str)
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, numbers.Real)
+    if isinstance(default, int):
+        return isinstance(value, numbers.Integral)
+    return isinstance(value, type(default))
 
 
 def _tiny() -> ForensixConfig:

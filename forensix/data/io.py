@@ -233,6 +233,8 @@ def as_mask_array(x: Any, shape: tuple[int, ...] | None, name: str = "mask") -> 
     arr = np.squeeze(arr) if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]) else arr
     if arr.ndim != 2:
         raise BadMaskError(f"{name}: expected an H x W mask, got shape {arr.shape}")
+    if arr.size == 0:
+        raise BadMaskError(f"{name}: mask is empty (shape {arr.shape}); pass an H x W mask of the image's size")
     if arr.dtype == np.bool_:
         mask = arr.astype(np.uint8)
     elif np.issubdtype(arr.dtype, np.floating):

@@ -34,7 +34,7 @@ from forensix.config import ForensixConfig, get_config
 from forensix.data.conversations import DETECTION_QUESTION, analysis_question
 from forensix.data.describe import CLUES
 from forensix.data.io import as_image_array
-from forensix.errors import BadCheckpointError, BadConfigError, BadPromptError
+from forensix.errors import BadCheckpointError, BadConfigError, BadImageError, BadPromptError, ForensixError
 from forensix.hooks import (
     HOOKED_ATTENTION,
     Cache,
@@ -147,6 +147,8 @@ class ForensixModel(nn.Module):
             items = list(images)
         else:
             items = [images]
+        if not items:
+            raise BadImageError("images: got an empty batch; pass at least one image")
         arrays = [as_image_array(x, name=f"images[{i}]") for i, x in enumerate(items)]
         size = self.config.image_size
         pixels = []
@@ -507,15 +509,23 @@ class ForensixModel(nn.Module):
             config = ForensixConfig.from_dict(info["forensix_config"])
         except BadConfigError as err:
             raise BadCheckpointError(f"{path}: config.json is invalid: {err}") from err
-        model = cls(config)
-        if info.get("lora"):
-            model.enable_lora()
-        expected = set(model.trainable_state())
-        got = set(tensors["model"])
-        if expected != got:
-            missing, unexpected = sorted(expected - got)[:5], sorted(got - expected)[:5]
+        try:
+            model = cls(config)
+            if info.get("lora"):
+                model.enable_lora()
+        except ForensixError:
+            raise
+        except (TypeError, ValueError, RuntimeError) as err:  # values the config types allow but the modules refuse
+            raise BadCheckpointError(f"{path}: config.json describes a model that cannot be built ({err})") from err
+        expected = model.trainable_state()
+        got = tensors["model"]
+        if set(expected) != set(got):
+            missing, unexpected = sorted(set(expected) - set(got))[:5], sorted(set(got) - set(expected))[:5]
             raise BadCheckpointError(f"{path}: weights do not match the config (missing {missing}, unexpected {unexpected})")
-        model.load_state_dict(tensors["model"], strict=False)
+        wrong = [k for k, v in got.items() if v.shape != expected[k].shape][:5]
+        if wrong:
+            raise BadCheckpointError(f"{path}: weights {wrong} have shapes other than the config's model; re-save it")
+        model.load_state_dict(got, strict=False)
         return model.eval()
 
 

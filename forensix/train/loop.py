@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 import random
 import shutil
 import time
@@ -34,8 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from forensix.checkpoint import read_checkpoint, write_checkpoint
-from forensix.errors import TrainingError
+from forensix.checkpoint import read_checkpoint, recover_checkpoint, write_checkpoint
+from forensix.errors import BadConfigError, TrainingError
 from forensix.train.stages import StageSpec, get_stage
 
 Callback = Callable[[str, dict[str, Any]], None]
@@ -64,7 +65,13 @@ class TrainConfig:
         for key in ("steps", "batch_size", "lr", "warmup", "grad_accum", "lm_subbatch"):
             if values[key] is None:
                 values[key] = getattr(defaults, key)
-        return TrainConfig(**values)
+        resolved = TrainConfig(**values)
+        for key, low in (("steps", 0), ("batch_size", 1), ("grad_accum", 1), ("val_every", 0), ("val_batches", 1),
+                         ("checkpoint_every", 0)):
+            value = getattr(resolved, key)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise BadConfigError(f"TrainConfig.{key}={value!r}: must be an integer >= {low}")
+        return resolved
 
 
 @dataclass
@@ -171,7 +178,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.progress = progress
         if len(train_data) == 0:
-            raise TrainingError(f"stage {spec.stage}: the training dataset is empty")
+            raise TrainingError(f"stage {spec.stage}: the training dataset is empty; pass a dataset with at least one sample")
         spec.apply(model)
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
@@ -244,17 +251,24 @@ class Trainer:
         opt_tensors, opt_meta = _optimizer_tensors(self.optimizer)
         rng_tensors, rng_meta = _rng_state()
         state = {k: v for k, v in self.raw_model.state_dict().items() if k in self.raw_model.trainable_state()}
-        return write_checkpoint(
-            self.checkpoint_dir,
-            tensors={"model": state, "optimizer": opt_tensors, "rng": rng_tensors},
-            meta={"trainer": {"step": self.step, "stage": self.spec.stage, "config": asdict(self.config),
-                              "scheduler": self.scheduler.state_dict(), "optimizer": opt_meta, "rng": rng_meta,
-                              "history": self.result.history, "validations": self.result.validations}},
-        )
+        try:
+            return write_checkpoint(
+                self.checkpoint_dir,
+                tensors={"model": state, "optimizer": opt_tensors, "rng": rng_tensors},
+                meta={"trainer": {"step": self.step, "stage": self.spec.stage, "config": asdict(self.config),
+                                  "scheduler": self.scheduler.state_dict(), "optimizer": opt_meta, "rng": rng_meta,
+                                  "history": self.result.history, "validations": self.result.validations}},
+            )
+        except OSError as err:  # the previous checkpoint is left intact by write_checkpoint
+            raise TrainingError(f"{self.checkpoint_dir}: cannot write the step-{self.step} checkpoint ({err.strerror or err}); "
+                                "free disk space or choose another --out, then rerun with --resume") from err
 
     def load_checkpoint(self) -> bool:
         """Restore the latest checkpoint if there is one; returns whether it did."""
-        if self.checkpoint_dir is None or not self.checkpoint_dir.exists():
+        if self.checkpoint_dir is None:
+            return False
+        recover_checkpoint(self.checkpoint_dir)  # a crash between the two renames of write_checkpoint
+        if not self.checkpoint_dir.exists():
             return False
         tensors, meta = read_checkpoint(self.checkpoint_dir)
         info = meta["trainer"]
