@@ -1,0 +1,662 @@
+"""Token attribution: which prompt tokens, image tokens and image patches an explanation rests on.
+
+* :func:`attribute_tokens` — Integrated Gradients on the language model's input embeddings for
+  every generated token (target: ``log p(token_t | prefix)``) and for ``p_fake`` (target: the
+  FakeScope log-odds ``log p("fake") − log p("real")`` at the last prompt position, the logits
+  :attr:`Analysis.p_fake` comes from). The sequence (prompt + generated ids) is teacher-forced
+  *once per batch of interpolation steps*: the steps are the batch dimension and all targets share
+  one backward pass (``torch.autograd.grad(..., is_grads_batched=True)``), chunked over targets.
+  Only the prompt positions move along the path (generated positions keep their embeddings), as in
+  captum's ``LLMGradientAttribution(LayerIntegratedGradients(...))``, which
+  :func:`captum_token_attribution` runs as the per-token reference.
+* :func:`attribute_patches` — captum ``FeatureAblation`` / ``Occlusion`` over the image's patch
+  grid, score = ``p_fake`` (detection prompt) or a generated token's log-probability.
+
+Example:
+    >>> import numpy as np
+    >>> from forensix.models.forensix_model import ForensixModel
+    >>> model = ForensixModel.from_config("tiny")
+    >>> a = model.analyze(np.zeros((64, 64, 3), np.uint8), max_new_tokens=3)
+    >>> attr = attribute_tokens(model, a, n_steps=4)
+    >>> attr.scores.shape == (len(a.generated_ids) + 1, len(a.prompt_ids))
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from forensix.errors import BadConfigError
+from forensix.explain.results import escape, heat_png_uri, html_result, load_result, save_result, score_colour
+from forensix.explain.rollout import preserved_model_state
+from forensix.hooks import attention_implementation
+
+__all__ = [
+    "TokenAttribution",
+    "PatchAttribution",
+    "Words",
+    "attribute_tokens",
+    "attribute_patches",
+    "captum_token_attribution",
+    "merge_subwords",
+    "P_FAKE",
+]
+
+#: Name of the ``p_fake`` target (FakeScope log-odds of "fake" vs "real").
+P_FAKE = "p_fake"
+
+
+# --------------------------------------------------------------------------- words
+
+
+class Words(NamedTuple):
+    """Word-level attribution: ``words[j]`` covers input positions ``groups[j]``; ``scores`` ``[targets, words]``."""
+
+    words: list[str]
+    scores: Tensor
+    groups: list[list[int]]
+
+
+def _starts_word(token: str) -> bool:
+    if not token or token[0] in " Ġ\n\tĊ▁" or not token[0].isalnum():
+        return True
+    return token.startswith("<") and token.endswith(">")
+
+
+def merge_subwords(tokens: Sequence[str]) -> list[list[int]]:
+    """Group token positions into words: a token that starts without a space (`` ``/``Ġ``/``▁``)
+    and with a letter or digit continues the previous word; special tokens (``<...>``), slots,
+    punctuation and newlines stand alone.
+
+    Example:
+        >>> merge_subwords(["Ġfore", "ns", "ix", ",", "Ġan", "<img 0,0>", "Ġimage"])
+        [[0, 1, 2], [3], [4], [5], [6]]
+    """
+    groups: list[list[int]] = []
+    prev_special = True
+    for i, tok in enumerate(tokens):
+        special = tok.startswith("<") and tok.endswith(">") or (bool(tok) and not tok[0].isalnum() and tok[0] not in " Ġ▁")
+        if groups and not prev_special and not _starts_word(tok):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+        prev_special = special
+    return groups
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass
+class TokenAttribution:
+    """Attribution of target tokens (rows) to prompt positions (columns).
+
+    ``scores[k, j]``: IG attribution of target ``k`` to prompt position ``j`` (summed over the
+    embedding dimension). ``target_values`` / ``baseline_values``: the target function at the input
+    and at the baseline; completeness says ``scores.sum(1) ≈ target_values − baseline_values``.
+    ``target_index[k]``: the generated-token index of target ``k`` (−1 for ``p_fake``).
+    """
+
+    scores: Tensor
+    target_tokens: list[str]
+    input_tokens: list[str]
+    target_index: list[int]
+    input_ids: list[int]
+    image_positions: list[int]
+    mask_positions: list[int]
+    image_grid: tuple[int, int]
+    target_values: Tensor
+    baseline_values: Tensor
+    method: str = "ig"
+    n_steps: int = 16
+    baseline: str = "zeros"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def completeness_gap(self) -> Tensor:
+        """``scores.sum(1) − (target_values − baseline_values)`` per target (→ 0 with more steps)."""
+        return self.scores.sum(1) - (self.target_values - self.baseline_values)
+
+    def _row(self, target: int | str) -> int:
+        if isinstance(target, str):
+            if target == P_FAKE and -1 in self.target_index:
+                return self.target_index.index(-1)
+            if target in self.target_tokens:
+                return self.target_tokens.index(target)
+            stripped = [t.strip() for t in self.target_tokens]
+            if target.strip() in stripped:
+                return stripped.index(target.strip())
+            raise BadConfigError(f"target={target!r}: not among the targets {self.target_tokens[:8]}...; pass a row index")
+        row = int(target)
+        if not -len(self.target_tokens) <= row < len(self.target_tokens):
+            raise BadConfigError(f"target={target}: there are {len(self.target_tokens)} targets")
+        return row
+
+    def image_map(self, target: int | str) -> Tensor:
+        """Attribution of ``target`` (row index, token string or ``"p_fake"``) to the image tokens, ``[gh, gw]``."""
+        row = self.scores[self._row(target)]
+        return row[self.image_positions].reshape(self.image_grid)
+
+    def words(self) -> Words:
+        """Sum scores over the subword tokens of each word (see :func:`merge_subwords`)."""
+        groups = merge_subwords(self.input_tokens)
+        words = ["".join(self.input_tokens[i] for i in g).replace("Ġ", " ").strip() or self.input_tokens[g[0]] for g in groups]
+        scores = torch.stack([self.scores[:, g].sum(1) for g in groups], dim=1)
+        return Words(words, scores, groups)
+
+    def to_frame(self, wide: bool = False):
+        """pandas frame: long (``target``, ``target_token``, ``position``, ``input_token``, ``kind``, ``score``)
+        or wide (targets x input positions)."""
+        import pandas as pd
+
+        kinds = ["text"] * len(self.input_tokens)
+        for p in self.image_positions:
+            kinds[p] = "image"
+        for p in self.mask_positions:
+            kinds[p] = "mask"
+        s = self.scores.detach().cpu().numpy()
+        if wide:
+            cols = [f"{j}:{t}" for j, t in enumerate(self.input_tokens)]
+            return pd.DataFrame(s, index=[f"{k}:{t}" for k, t in enumerate(self.target_tokens)], columns=cols)
+        n_t, n_p = s.shape
+        return pd.DataFrame({
+            "target": np.repeat(np.arange(n_t), n_p),
+            "target_token": np.repeat(np.array(self.target_tokens, dtype=object), n_p),
+            "position": np.tile(np.arange(n_p), n_t),
+            "input_token": np.tile(np.array(self.input_tokens, dtype=object), n_t),
+            "kind": np.tile(np.array(kinds, dtype=object), n_t),
+            "score": s.ravel(),
+        })
+
+    def _html(self, max_targets: int = 64) -> str:
+        rows = []
+        for k in range(min(len(self.target_tokens), max_targets)):
+            row = self.scores[k].detach().cpu().numpy()
+            vmax = float(np.abs(row).max()) or 1.0
+            spans = "".join(
+                f'<span title="{j}: {v:+.4f}" style="background:{score_colour(v, vmax)};padding:0 1px;'
+                f'border-radius:2px;white-space:pre">{escape(t)}</span>'
+                for j, (t, v) in enumerate(zip(self.input_tokens, row))
+            )
+            gh, gw = self.image_grid
+            img = self.image_map(k).detach().cpu().numpy()
+            cells = "".join(
+                "<tr>" + "".join(
+                    f'<td style="width:10px;height:10px;background:{score_colour(img[r, c], vmax)};border:1px solid #ddd"></td>'
+                    for c in range(gw)
+                ) + "</tr>"
+                for r in range(gh)
+            )
+            gap = float(self.completeness_gap[k])
+            rows.append(
+                f'<tr><td style="vertical-align:top;padding:4px"><b>{escape(repr(self.target_tokens[k]))}</b><br>'
+                f'<small>f={float(self.target_values[k]):.3f}, gap={gap:+.3f}</small></td>'
+                f'<td style="vertical-align:top;padding:4px"><table style="border-collapse:collapse">{cells}</table></td>'
+                f'<td style="padding:4px;font-family:monospace;font-size:11px;line-height:1.6">{spans}</td></tr>'
+            )
+        more = len(self.target_tokens) - max_targets
+        tail = f"<p><i>{more} more targets not shown</i></p>" if more > 0 else ""
+        return (
+            '<div style="font-family:sans-serif;font-size:12px">'
+            f"<p>{escape(self.method.upper())} attribution, {self.n_steps} steps, baseline {escape(self.baseline)}; "
+            '<span style="background:rgba(220,40,40,.6)">positive</span> / '
+            '<span style="background:rgba(40,90,220,.6)">negative</span>, scaled per row</p>'
+            '<table style="border-collapse:collapse"><tr><th>target</th><th>image tokens</th><th>prompt</th></tr>'
+            + "".join(rows) + "</table>" + tail + "</div>"
+        )
+
+    def show(self, max_targets: int = 64) -> Any:
+        """Self-contained HTML (inline CSS only) as ``IPython.display.HTML`` (a ``str`` without IPython)."""
+        return html_result(self._html(max_targets))
+
+    def _repr_html_(self) -> str:
+        return self._html()
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """Write a ``.safetensors`` file (scores and values) with the tokens and settings as JSON metadata."""
+        meta = {
+            "target_tokens": self.target_tokens, "input_tokens": self.input_tokens, "target_index": self.target_index,
+            "input_ids": self.input_ids, "image_positions": self.image_positions, "mask_positions": self.mask_positions,
+            "image_grid": list(self.image_grid), "method": self.method, "n_steps": self.n_steps,
+            "baseline": self.baseline, "meta": self.meta,
+        }
+        tensors = {"scores": self.scores, "target_values": self.target_values, "baseline_values": self.baseline_values}
+        return save_result(path, tensors, meta, kind="TokenAttribution")
+
+    @classmethod
+    def load(cls, path: str | Path) -> TokenAttribution:
+        """Read a file written by :meth:`save`."""
+        t, m = load_result(path, kind="TokenAttribution")
+        return cls(scores=t["scores"], target_values=t["target_values"], baseline_values=t["baseline_values"],
+                   target_tokens=m["target_tokens"], input_tokens=m["input_tokens"], target_index=m["target_index"],
+                   input_ids=m["input_ids"], image_positions=m["image_positions"], mask_positions=m["mask_positions"],
+                   image_grid=tuple(m["image_grid"]), method=m["method"], n_steps=m["n_steps"],
+                   baseline=m["baseline"], meta=m["meta"])
+
+
+# --------------------------------------------------------------------------- model plumbing
+
+
+@contextlib.contextmanager
+def _analysis_mode(model: nn.Module, backend: str | None = "eager") -> Iterator[None]:
+    """Eval mode, frozen parameters and (optionally) eager LM attention; all restored on exit."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(preserved_model_state(model))
+        if backend is not None:
+            stack.enter_context(attention_implementation(model.lm, backend))
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        yield
+
+
+@dataclass
+class _Forced:
+    """The teacher-forced sequence of an analysis: prompt embeddings (slots filled) and generated ids."""
+
+    prompt_embeds: Tensor  # [P, D]
+    prompt_ids: Tensor  # [P]
+    generated: Tensor  # [N]
+    vision: dict[str, Tensor]
+    tokens: Any
+
+
+def _forced(model: Any, analysis: Any, pixels: Tensor | None = None) -> _Forced:
+    if pixels is None:
+        pixels, _ = model.preprocess(analysis.image)
+    with torch.no_grad():
+        vision = model.encode_image(pixels)
+    messages = [{"role": "user", "content": analysis.question}]
+    tokens = model.tokenize([messages], model.clue_text(vision["clue_logits"]), add_generation_prompt=True)
+    ids = tokens.ids[0].tolist()
+    if ids != list(analysis.prompt_ids):
+        raise BadConfigError(
+            "analysis: its prompt ids differ from what this model builds for its image and question; "
+            "attribute with the model that made the analysis (and the same weights)"
+        )
+    with torch.no_grad():
+        embeds = model.embed(tokens, vision)[0]
+    gen = torch.tensor(list(analysis.generated_ids), dtype=torch.long, device=model.device)
+    return _Forced(embeds.detach(), tokens.ids[0].to(model.device), gen, vision, tokens)
+
+
+def _input_labels(model: Any, analysis: Any) -> list[str]:
+    labels = [model.tokenizer.decode([i]) for i in analysis.prompt_ids]
+    gh, gw = analysis.image_token_grid
+    for k, p in enumerate(analysis.image_positions):
+        labels[p] = f"<img {k // gw},{k % gw}>"
+    for k, p in enumerate(analysis.mask_positions):
+        labels[p] = f"<mask {k}>"
+    return labels
+
+
+def _resolve_targets(targets: Sequence[int | str] | None, n_generated: int) -> list[int]:
+    """Generated-token indices of the targets, −1 standing for ``p_fake``."""
+    if targets is None:
+        return list(range(n_generated)) + [-1]
+    out = []
+    for t in targets:
+        if isinstance(t, str):
+            if t != P_FAKE:
+                raise BadConfigError(f"targets: {t!r} is not a target; use generated-token indices or {P_FAKE!r}")
+            out.append(-1)
+        else:
+            i = int(t)
+            if not -n_generated <= i < n_generated:
+                raise BadConfigError(f"targets: index {i} out of range for {n_generated} generated tokens")
+            out.append(i % n_generated)
+    if not out:
+        raise BadConfigError("targets: empty; pass None (all tokens and p_fake) or a list")
+    return out
+
+
+def _sequence(forced: _Forced, prompt_embeds: Tensor, needed: int, embed: nn.Module) -> tuple[Tensor, int]:
+    """``[B, P + needed − 1, D]`` inputs (generated prefix appended) and the number of logits to keep."""
+    b = prompt_embeds.shape[0]
+    if needed <= 1:
+        return prompt_embeds, 1
+    suffix = embed(forced.generated[: needed - 1])[None].to(prompt_embeds.dtype).expand(b, -1, -1)
+    return torch.cat([prompt_embeds, suffix], dim=1), needed
+
+
+def _target_values(model: Any, logits: Tensor, forced: _Forced, index: list[int]) -> Tensor:
+    """``[B, K]`` target values from the kept logits ``[B, keep, V]`` (row t = prediction of token t)."""
+    logp = logits.float().log_softmax(-1)
+    cols = []
+    for i in index:
+        if i < 0:
+            ans = model.answer_log_probs(logits[:, 0])
+            cols.append(ans[:, 0] - ans[:, 1])
+        else:
+            cols.append(logp[:, i, forced.generated[i]])
+    return torch.stack(cols, dim=1)
+
+
+def _baseline_embeds(model: Any, forced: _Forced, baseline: str) -> Tensor:
+    if baseline == "zeros":
+        return torch.zeros_like(forced.prompt_embeds)
+    if baseline == "pad":
+        pad = torch.full_like(forced.prompt_ids, model.tokenizer.pad_token_id)
+        with torch.no_grad():
+            return model.lm.get_input_embeddings()(pad).to(forced.prompt_embeds.dtype)
+    raise BadConfigError(f"baseline={baseline!r}: choose 'zeros' or 'pad'")
+
+
+def _ig_params(n_steps: int, riemann: str) -> tuple[list[float], list[float]]:
+    from captum.attr._utils.approximation_methods import approximation_parameters
+
+    if int(n_steps) < 1:
+        raise BadConfigError(f"n_steps={n_steps}: must be >= 1")
+    try:
+        step_fn, alpha_fn = approximation_parameters(riemann)
+    except ValueError as err:
+        raise BadConfigError(f"riemann={riemann!r}: {err}; use 'gausslegendre' or 'riemann_trapezoid'") from err
+    return step_fn(int(n_steps)), alpha_fn(int(n_steps))
+
+
+def _head_cotangents(model: Any, hidden: Tensor, forced: _Forced, index: list[int]) -> Tensor:
+    """``d target_k / d hidden`` for every target ``k``: ``[K, *hidden.shape]``, nonzero only at the
+    target's position. Token targets sit at distinct positions, so one backward pass through the
+    output layer serves them all (plus one for ``p_fake``); the transformer is not involved."""
+    head = model.lm.get_output_embeddings()
+    h = hidden.detach().requires_grad_(True)
+    cot = torch.zeros(len(index), *h.shape, dtype=h.dtype, device=h.device)
+    with torch.enable_grad():
+        positions = sorted({i for i in index if i >= 0})
+        if positions:
+            pos = torch.tensor(positions, device=h.device)
+            logp = head(h[:, pos]).float().log_softmax(-1)
+            vals = logp[:, torch.arange(len(positions)), forced.generated[pos]]
+            (g_tok,) = torch.autograd.grad(vals.sum(), h)
+        if -1 in index:
+            ans = model.answer_log_probs(head(h[:, :1])[:, 0])
+            (g_pf,) = torch.autograd.grad((ans[:, 0] - ans[:, 1]).sum(), h)
+    for k, i in enumerate(index):
+        if i < 0:
+            cot[k] = g_pf
+        else:
+            cot[k, :, i] = g_tok[:, i]
+    return cot
+
+
+def _grads_from_cotangents(outputs: Tensor, inputs: Tensor, cot: Tensor, chunk: int) -> Tensor:
+    """Vector-Jacobian products ``cot[k] · d outputs / d inputs``, ``chunk`` at a time in one batched
+    backward pass each (``is_grads_batched``); one pass per row if an op has no batching rule."""
+    out = []
+    for lo in range(0, cot.shape[0], chunk):
+        part = cot[lo : lo + chunk]
+        last = lo + chunk >= cot.shape[0]
+        try:
+            (g,) = torch.autograd.grad(outputs, inputs, grad_outputs=part, is_grads_batched=True, retain_graph=not last)
+        except RuntimeError:
+            g = torch.stack([torch.autograd.grad(outputs, inputs, grad_outputs=c, retain_graph=True)[0] for c in part])
+        out.append(g)
+    return torch.cat(out)
+
+
+def _batched_grads(outputs: Tensor, inputs: Tensor, rows: list[int], chunk: int) -> Tensor:
+    """``d outputs[:, k].sum() / d inputs`` for each ``k`` in ``rows``: ``[len(rows), *inputs.shape]``."""
+    eye = torch.zeros(len(rows), *outputs.shape, dtype=outputs.dtype, device=outputs.device)
+    for j, k in enumerate(rows):
+        eye[j, :, k] = 1.0
+    return _grads_from_cotangents(outputs, inputs, eye, chunk)
+
+
+# --------------------------------------------------------------------------- IG
+
+
+def attribute_tokens(
+    model: Any,
+    analysis: Any,
+    *,
+    method: Literal["ig"] = "ig",
+    n_steps: int = 16,
+    baseline: Literal["zeros", "pad"] = "zeros",
+    targets: Sequence[int | str] | None = None,
+    riemann: str = "gausslegendre",
+    chunk_size: int = 8,
+) -> TokenAttribution:
+    """Integrated Gradients of each generated token (and ``p_fake``) w.r.t. the prompt embeddings.
+
+    ``targets``: generated-token indices and/or ``"p_fake"`` (default: every generated token, then
+    ``p_fake``). Token ``t``'s target is ``log p(generated_t | prompt, generated_<t)``; the
+    ``p_fake`` target is the log-odds ``log p("fake") − log p("real")`` at the last prompt
+    position. ``baseline``: ``"zeros"`` (zero embeddings) or ``"pad"`` (the pad token's embedding
+    at every prompt position, slots included). ``riemann``: captum's approximation method.
+
+    The ``n_steps`` interpolation points form one batch; the graph is built once and every target's
+    gradient comes from one batched backward pass per ``chunk_size`` targets. The model is left
+    unchanged (mode, ``requires_grad``, hooks, attention backend), also on errors.
+
+    Example:
+        >>> import numpy as np
+        >>> from forensix.models.forensix_model import ForensixModel
+        >>> m = ForensixModel.from_config("tiny")
+        >>> a = m.analyze(np.zeros((64, 64, 3), np.uint8), max_new_tokens=2)
+        >>> attribute_tokens(m, a, n_steps=2, targets=["p_fake"]).image_map("p_fake").shape
+        torch.Size([2, 2])
+    """
+    if method != "ig":
+        raise BadConfigError(f"method={method!r}: only 'ig' (Integrated Gradients) is implemented")
+    index = _resolve_targets(targets, len(analysis.generated_ids))
+    step_sizes, alphas = _ig_params(n_steps, riemann)
+    with _analysis_mode(model):
+        forced = _forced(model, analysis)
+        embed = model.lm.get_input_embeddings()
+        x = forced.prompt_embeds[None]
+        base = _baseline_embeds(model, forced, baseline)[None]
+        needed = max(index) + 1
+        with torch.no_grad():  # completeness: f(input), f(baseline)
+            seq, keep = _sequence(forced, torch.cat([x, base]), needed, embed)
+            ends = _target_values(model, model.lm(inputs_embeds=seq, use_cache=False, logits_to_keep=keep).logits, forced, index)
+        with torch.enable_grad():
+            scaled = torch.cat([base + a * (x - base) for a in alphas], dim=0).requires_grad_()
+            seq, keep = _sequence(forced, scaled, needed, embed)
+            hidden = model.lm.base_model(inputs_embeds=seq, use_cache=False).last_hidden_state[:, -keep:]
+            cot = _head_cotangents(model, hidden.detach(), forced, index)  # [K, S, keep, D]
+            grads = _grads_from_cotangents(hidden, scaled, cot, max(1, int(chunk_size)))
+        weights = torch.tensor(step_sizes).float().view(1, -1, 1, 1).to(grads.device)
+        total = (grads * weights).sum(1)  # [K, P, D]
+        scores = (total * (x - base)).sum(-1).detach().float().cpu()
+    tok = [P_FAKE if i < 0 else analysis.generated_tokens[i] for i in index]
+    return TokenAttribution(
+        scores=scores, target_tokens=tok, input_tokens=_input_labels(model, analysis), target_index=index,
+        input_ids=list(analysis.prompt_ids), image_positions=list(analysis.image_positions),
+        mask_positions=list(analysis.mask_positions), image_grid=tuple(analysis.image_token_grid),
+        target_values=ends[0].float().cpu(), baseline_values=ends[1].float().cpu(), method=method,
+        n_steps=int(n_steps), baseline=baseline, meta={"riemann": riemann},
+    )
+
+
+# --------------------------------------------------------------------------- captum reference
+
+
+class _SlotEmbedding(nn.Module):
+    """Token embedding for captum's id-based inputs: id −2 at a slot position = that slot's vision
+    embedding, id −1 = a zero vector (the "zeros" baseline), other ids = the LM's embedding."""
+
+    def __init__(self, embed: nn.Module, prompt_embeds: Tensor) -> None:
+        super().__init__()
+        self.embed = embed
+        self.register_buffer("prompt_embeds", prompt_embeds, persistent=False)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        out = self.embed(ids.clamp(min=0)).to(self.prompt_embeds.dtype)
+        out = out.masked_fill((ids == -1)[..., None], 0.0)
+        p = min(ids.shape[1], self.prompt_embeds.shape[0])
+        slot = (ids[:, :p] == -2)[..., None]
+        return torch.cat([torch.where(slot, self.prompt_embeds[None, :p], out[:, :p]), out[:, p:]], dim=1)
+
+
+class _CaptumLM(nn.Module):
+    def __init__(self, lm: nn.Module, embedding: _SlotEmbedding) -> None:
+        super().__init__()
+        self.lm = lm
+        self.embedding = embedding
+
+    @property
+    def device(self) -> torch.device:
+        return self.embedding.prompt_embeds.device
+
+    def forward(self, input_ids: Tensor) -> Any:
+        return self.lm(inputs_embeds=self.embedding(input_ids), use_cache=False)
+
+
+def captum_token_attribution(
+    model: Any, analysis: Any, *, n_steps: int = 16, baseline: Literal["zeros", "pad"] = "zeros",
+    targets: Sequence[int] | None = None, backend: str | None = None,
+) -> Tensor:
+    """Reference: captum's ``LLMGradientAttribution(LayerIntegratedGradients(lm, embedding))`` —
+    one full IG per generated token — on the same teacher-forced inputs; ``[targets, prompt]``.
+
+    The slots enter captum's id-based input through :class:`_SlotEmbedding` (the layer that
+    LayerIG interpolates), so the computation is the one :func:`attribute_tokens` does.
+    ``backend``: LM attention backend during the run (None: the model's own).
+    """
+    from captum.attr import LayerIntegratedGradients, LLMGradientAttribution, TextTokenInput
+
+    index = [i for i in _resolve_targets(targets, len(analysis.generated_ids)) if i >= 0]
+    with _analysis_mode(model, backend):
+        forced = _forced(model, analysis)
+        layer = _SlotEmbedding(model.lm.get_input_embeddings(), forced.prompt_embeds)
+        wrapper = _CaptumLM(model.lm, layer)
+        ids = forced.prompt_ids.clone()
+        slots = list(analysis.image_positions) + list(analysis.mask_positions)
+        ids[slots] = -2
+        inp = TextTokenInput("x", model.tokenizer)
+        inp.inp_tensor = inp.itp_tensor = ids[None]
+        inp.values = _input_labels(model, analysis)
+        inp.n_itp_features = len(inp.values)
+        inp.baselines = -1 if baseline == "zeros" else int(model.tokenizer.pad_token_id)
+        attr = LLMGradientAttribution(LayerIntegratedGradients(wrapper, layer), model.tokenizer)
+        gen = forced.generated[: max(index) + 1]
+        res = attr.attribute(inp, target=gen, n_steps=int(n_steps))
+        return res.token_attr[index].detach().float().cpu()
+
+
+# --------------------------------------------------------------------------- patches
+
+
+@dataclass
+class PatchAttribution:
+    """Perturbation attribution over image patches: ``pixels`` ``[S, S]`` at the model's input size
+    (score change per pixel, mean over channels), ``grid`` ``[gh, gw]`` (mean per patch),
+    ``base_score`` = the score of the unperturbed image."""
+
+    pixels: Tensor
+    grid: Tensor
+    base_score: float
+    target: str
+    method: str
+    image_size: tuple[int, int]
+
+    def heatmap(self) -> np.ndarray:
+        """``H x W`` map at the image's original size, min-max normalised to [0, 1] (float32)."""
+        from forensix.explain.rollout import upsample_to_pixels
+
+        return upsample_to_pixels(self.pixels[None].double(), self.image_size)[0].float().numpy()
+
+    def show(self, image: np.ndarray | None = None) -> Any:
+        """Self-contained HTML: the heatmap as an inline PNG (over ``image`` when given)."""
+        return html_result(
+            f'<figure style="margin:0;font-family:sans-serif"><img src="{heat_png_uri(self.heatmap(), image)}" style="width:224px">'
+            f"<figcaption>{escape(self.method)} on {escape(self.target)} (base {self.base_score:.3f})</figcaption></figure>"
+        )
+
+
+def attribute_patches(
+    model: Any,
+    image: Any,
+    *,
+    method: Literal["occlusion", "ablation"] = "ablation",
+    patch: int | None = None,
+    stride: int | None = None,
+    target: int | str = P_FAKE,
+    analysis: Any = None,
+    baselines: float | Tensor = 0.0,
+    batch_size: int = 16,
+) -> PatchAttribution:
+    """Perturbation attribution of ``target`` to image patches with captum.
+
+    ``method="ablation"``: ``FeatureAblation`` with a feature mask of ``patch x patch`` cells (default:
+    the vision encoder's patch size); ``"occlusion"``: ``Occlusion`` with a ``patch`` window and
+    ``stride`` (default ``patch``). ``target``: ``"p_fake"`` (detection prompt, as
+    :meth:`ForensixModel.detect`) or a generated-token index of ``analysis`` (teacher-forced
+    log-probability; the analysis is computed when not given). ``baselines``: the replacement value
+    (or a ``[1, 3, S, S]`` tensor). Perturbations run ``batch_size`` at a time.
+
+    Example:
+        >>> import numpy as np
+        >>> from forensix.models.forensix_model import ForensixModel
+        >>> m = ForensixModel.from_config("tiny")
+        >>> attribute_patches(m, np.zeros((64, 64, 3), np.uint8)).grid.shape
+        torch.Size([4, 4])
+    """
+    from captum.attr import FeatureAblation, Occlusion
+
+    if method not in ("occlusion", "ablation"):
+        raise BadConfigError(f"method={method!r}: choose 'occlusion' or 'ablation'")
+    patch = int(patch or model.vision.patch_size)
+    with _analysis_mode(model, None):
+        pixels, sizes = model.preprocess(image)
+        s = pixels.shape[-1]
+        if patch < 1 or s % patch:
+            raise BadConfigError(f"patch={patch}: must divide the model's input size {s}")
+        if isinstance(target, str):
+            if target != P_FAKE:
+                raise BadConfigError(f"target={target!r}: use 'p_fake' or a generated-token index")
+
+            def score(px: Tensor) -> Tensor:
+                return model._p_fake(model.encode_image(px))
+
+            name = P_FAKE
+        else:
+            analysis = analysis if analysis is not None else model.analyze(image, capture_attention=False)
+            forced = _forced(model, analysis, pixels)
+            t = _resolve_targets([target], len(analysis.generated_ids))[0]
+            embed = model.lm.get_input_embeddings()
+            name = analysis.generated_tokens[t]
+
+            def score(px: Tensor) -> Tensor:
+                vis = model.encode_image(px)
+                emb = _embed_batch(model, forced, vis, px.shape[0])
+                seq, keep = _sequence(forced, emb, t + 1, embed)
+                logits = model.lm(inputs_embeds=seq, use_cache=False, logits_to_keep=keep).logits
+                return _target_values(model, logits, forced, [t])[:, 0]
+
+        with torch.no_grad():
+            base_score = float(score(pixels)[0])
+            if method == "ablation":
+                gh = gw = s // patch
+                cells = torch.arange(gh * gw, device=pixels.device).view(1, 1, gh, gw)
+                mask = cells.repeat_interleave(patch, 2).repeat_interleave(patch, 3)
+                attr = FeatureAblation(score).attribute(pixels, baselines=baselines, feature_mask=mask,
+                                                        perturbations_per_eval=int(batch_size))
+            else:
+                st = int(stride or patch)
+                attr = Occlusion(score).attribute(pixels, sliding_window_shapes=(3, patch, patch), strides=(3, st, st),
+                                                  baselines=baselines, perturbations_per_eval=int(batch_size))
+    pix = attr[0].float().mean(0).cpu()
+    g = s // patch
+    grid = pix.view(g, patch, g, patch).mean(dim=(1, 3))
+    return PatchAttribution(pixels=pix, grid=grid, base_score=base_score, target=name, method=method, image_size=tuple(sizes[0]))
+
+
+def _embed_batch(model: Any, forced: _Forced, vision: dict[str, Tensor], b: int) -> Tensor:
+    """Prompt embeddings ``[b, P, D]`` of the forced prompt with ``b`` images' vision tokens in the slots."""
+    import dataclasses
+
+    t = forced.tokens
+    grow = {k: v.expand(b, *v.shape[1:]) for k, v in vars(t).items() if isinstance(v, Tensor)}
+    return model.embed(dataclasses.replace(t, **grow, lengths=list(t.lengths) * b), vision)

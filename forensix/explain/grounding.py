@@ -1,0 +1,351 @@
+"""Grounding: for every generated explanation token, a heatmap over the image.
+
+``method="attention"`` uses only what :meth:`ForensixModel.analyze` recorded (no model pass):
+
+1. ``a_t`` = attention of token ``t``'s query to the image slots and mask slots, heads fused
+   (``head_fusion``) and averaged over ``layers`` (default: all LM layers);
+2. image part: image token ``c`` average-pools the vision patches ``P(c)`` (the projector's
+   adaptive average pool, written as a pooling matrix ``Q [n_image_tokens, n_patches]``); each
+   output patch ``j`` draws on input patches through the vision encoder as the patch-to-patch block
+   of attention rollout ``R[j, k]`` (rows and columns of patch tokens, CLS excluded). So the patch
+   mass is ``m_t = a_t[image] · Q · R_pp`` (``[gh, gw]``), spread over each patch's pixels
+   (bilinear upsampling times ``gh·gw / (H·W)``);
+3. mask part: the mask tokens summarise the predicted mask, so the mask-slot share
+   ``s_t = Σ a_t[mask]`` is spread over the predicted mask probabilities ``s_t · p / Σ p``;
+4. map = image part + mask part at the image's original size, min-max normalised to [0, 1].
+
+``method="gradient"`` (needs the model): ``|∂ log p(token_t | prefix) / ∂ pixels|`` summed over
+channels, Gaussian-smoothed, resized and normalised; one teacher-forced pass, all tokens in one
+batched backward pass.
+
+Example:
+    >>> import numpy as np
+    >>> from forensix.models.forensix_model import ForensixModel
+    >>> a = ForensixModel.from_config("tiny").analyze(np.zeros((64, 80, 3), np.uint8), max_new_tokens=3)
+    >>> g = ground(a)
+    >>> g.maps.shape[1:], float(g.maps.max()) <= 1.0
+    (torch.Size([64, 80]), True)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from forensix.errors import BadConfigError
+from forensix.explain.attribution import _analysis_mode, _batched_grads, _forced, _sequence
+from forensix.explain.metrics import deletion_insertion, energy_in_mask, map_auroc, pointing_game
+from forensix.explain.results import escape, heat_png_uri, html_result, load_result, save_result
+from forensix.explain.rollout import attention_rollout, upsample_to_pixels
+
+__all__ = ["Grounding", "ground", "location_token_indices", "LOCATION_WORDS", "pooling_matrix"]
+
+
+def _location_words() -> frozenset[str]:
+    from forensix.data.describe import GRID_CELLS
+
+    words = {w for cell in GRID_CELLS for w in cell.split("-")}
+    words |= {"upper", "lower", "corner", "corners", "edge", "edges", "centre", "central", "side", "border"}
+    return frozenset(words)
+
+
+#: Words that name a place in the image (the 3x3 grid words of :data:`forensix.data.describe.GRID_CELLS` and kin).
+LOCATION_WORDS = _location_words()
+
+
+def location_token_indices(tokens: Sequence[str]) -> list[int]:
+    """Indices of tokens that name a location (see :data:`LOCATION_WORDS`; case and spaces ignored).
+
+    Example:
+        >>> location_token_indices([" in", " the", " top", "-", "left", " of", " Center"])
+        [2, 4, 6]
+    """
+    out = []
+    for i, tok in enumerate(tokens):
+        word = re.sub(r"[^a-z]", "", tok.replace("Ġ", " ").lower())
+        if word in LOCATION_WORDS:
+            out.append(i)
+    return out
+
+
+def pooling_matrix(grid: tuple[int, int], out: tuple[int, int]) -> Tensor:
+    """``[out_h * out_w, gh * gw]`` weights of ``adaptive_avg_pool2d`` from ``grid`` to ``out`` (rows sum to 1).
+
+    Example:
+        >>> pooling_matrix((4, 4), (2, 2))[0].reshape(4, 4)[:2, :2].tolist()
+        [[0.25, 0.25], [0.25, 0.25]]
+    """
+    gh, gw = grid
+    eye = torch.eye(gh * gw, dtype=torch.float64).view(gh * gw, 1, gh, gw)
+    return F.adaptive_avg_pool2d(eye, out).flatten(1).T.contiguous()
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass
+class Grounding:
+    """Per-token heatmaps ``maps`` ``[n_tokens, H, W]`` in [0, 1] for the generated ``tokens``.
+
+    ``patch_maps`` ``[n, gh, gw]``: the raw vision-patch mass (attention method) or the pooled
+    gradient magnitude (gradient method); ``mask_share`` ``[n]``: the attention share of the mask
+    slots (zeros for the gradient method)."""
+
+    maps: Tensor
+    tokens: list[str]
+    method: str
+    patch_maps: Tensor
+    mask_share: Tensor
+    image: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def location_tokens(self) -> list[int]:
+        """Indices of tokens naming a location (:func:`location_token_indices`)."""
+        return location_token_indices(self.tokens)
+
+    def _index(self, token: int | str) -> int:
+        if isinstance(token, str):
+            key = token.strip().lower()
+            stripped = [t.replace("Ġ", " ").strip().lower() for t in self.tokens]
+            if key in stripped:
+                return stripped.index(key)
+            raise BadConfigError(f"token={token!r}: not among the generated tokens {self.tokens[:10]}...; pass an index")
+        i = int(token)
+        if not -len(self.tokens) <= i < len(self.tokens):
+            raise BadConfigError(f"token={token}: there are {len(self.tokens)} generated tokens")
+        return i % len(self.tokens)
+
+    def map_for(self, token: int | str) -> np.ndarray:
+        """The ``H x W`` map (float32) of a token, by index or by word (first match, case-insensitive)."""
+        return self.maps[self._index(token)].numpy()
+
+    def to_frame(self):
+        """pandas frame, one row per token: index, token, is_location, peak_row, peak_col, mask_share."""
+        import pandas as pd
+
+        loc = set(self.location_tokens)
+        n, h, w = self.maps.shape
+        peaks = self.maps.flatten(1).argmax(1).tolist() if n else []
+        return pd.DataFrame({
+            "index": list(range(n)), "token": self.tokens, "is_location": [i in loc for i in range(n)],
+            "peak_row": [p // w for p in peaks], "peak_col": [p % w for p in peaks],
+            "mask_share": self.mask_share.tolist(),
+        })
+
+    def evaluate(
+        self, gt_mask: Any, *, model: Any = None, image: Any = None, deletion: bool = False,
+        tokens: Sequence[int] | None = None, deletion_steps: int = 16, substrate: str = "blur",
+        tol: float | None = None,
+    ):
+        """Per-token grounding metrics against a ground-truth mask (``H x W``, 1 = manipulated).
+
+        Columns: ``index``, ``token``, ``is_location``, ``pointing`` (hit, None for an empty mask),
+        ``energy`` (in mask), ``auroc``; with ``deletion=True`` and a ``model`` also ``deletion_auc``
+        and ``insertion_auc`` of ``p_fake`` (``model.detect`` on uint8 images, about
+        ``deletion_steps`` points per curve). ``image`` defaults to the analysed image;
+        ``tokens`` restricts the rows.
+        """
+        import pandas as pd
+
+        mask = np.asarray(gt_mask.detach().cpu() if isinstance(gt_mask, Tensor) else gt_mask)
+        if deletion and model is None:
+            raise BadConfigError("deletion=True: pass model= (p_fake is the deletion score)")
+        img = np.asarray(image) if image is not None else self.image
+        if deletion and img is None:
+            raise BadConfigError("deletion=True: pass image= (this grounding holds no image)")
+        loc = set(self.location_tokens)
+        rows = []
+        for i in range(len(self.tokens)) if tokens is None else [self._index(t) for t in tokens]:
+            heat = self.maps[i].numpy()
+            row = {"index": i, "token": self.tokens[i], "is_location": i in loc,
+                   "pointing": pointing_game(heat, mask, tol), "energy": energy_in_mask(heat, mask),
+                   "auroc": map_auroc(heat, mask)}
+            if deletion:
+                step = max(1, math.ceil(heat.size / int(deletion_steps)))
+                score = lambda batch: model.detect(list(batch))  # noqa: E731
+                row["deletion_auc"] = deletion_insertion(img, heat, score, step=step, substrate=substrate).auc
+                row["insertion_auc"] = deletion_insertion(img, heat, score, step=step, substrate=substrate, mode="insertion").auc
+            rows.append(row)
+        cols = ["index", "token", "is_location", "pointing", "energy", "auroc"] + (["deletion_auc", "insertion_auc"] if deletion else [])
+        return pd.DataFrame(rows, columns=cols)
+
+    def _html(self, max_tokens: int = 48, width: int = 96) -> str:
+        loc = set(self.location_tokens)
+        figs = []
+        img = self.image
+        for i, tok in enumerate(self.tokens[:max_tokens]):
+            heat = self.maps[i].numpy()
+            uri = heat_png_uri(heat, img if img is not None and img.shape[:2] == heat.shape else None)
+            border = "2px solid #c0392b" if i in loc else "1px solid #ccc"
+            figs.append(
+                f'<figure style="margin:2px;display:inline-block;text-align:center;font-size:11px">'
+                f'<img src="{uri}" style="width:{width}px;border:{border}"><figcaption style="white-space:pre">'
+                f"{i}: {escape(repr(tok))}</figcaption></figure>"
+            )
+        more = len(self.tokens) - max_tokens
+        tail = f"<p><i>{more} more tokens not shown</i></p>" if more > 0 else ""
+        return (
+            f'<div style="font-family:sans-serif"><p>grounding ({escape(self.method)}); '
+            "location tokens framed red</p>" + "".join(figs) + tail + "</div>"
+        )
+
+    def show(self, max_tokens: int = 48) -> Any:
+        """Self-contained HTML: one small inline PNG heatmap per token (``IPython.display.HTML`` or ``str``)."""
+        return html_result(self._html(max_tokens))
+
+    def _repr_html_(self) -> str:
+        return self._html()
+
+    def save(self, path: str | Path) -> Path:
+        """Write a ``.safetensors`` file (maps, image) with tokens and settings as JSON metadata."""
+        tensors = {"maps": self.maps, "patch_maps": self.patch_maps, "mask_share": self.mask_share}
+        if self.image is not None:
+            tensors["image"] = torch.from_numpy(np.ascontiguousarray(self.image))
+        return save_result(path, tensors, {"tokens": self.tokens, "method": self.method, "meta": self.meta}, kind="Grounding")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Grounding:
+        """Read a file written by :meth:`save`."""
+        t, m = load_result(path, kind="Grounding")
+        image = t["image"].numpy() if "image" in t else None
+        return cls(maps=t["maps"], tokens=m["tokens"], method=m["method"], patch_maps=t["patch_maps"],
+                   mask_share=t["mask_share"], image=image, meta=m["meta"])
+
+
+# --------------------------------------------------------------------------- maps
+
+
+def _fuse(a: Tensor, head_fusion: str) -> Tensor:
+    if head_fusion == "mean":
+        return a.mean(dim=2)
+    if head_fusion == "max":
+        return a.amax(dim=2)
+    if head_fusion == "min":
+        return a.amin(dim=2)
+    raise BadConfigError(f"head_fusion={head_fusion!r}: choose 'mean', 'max' or 'min'")
+
+
+def _normalise(maps: Tensor) -> Tensor:
+    flat = maps.flatten(1)
+    lo = flat.amin(1, keepdim=True)
+    span = flat.amax(1, keepdim=True) - lo
+    out = torch.where(span > 0, (flat - lo) / span.clamp_min(1e-30), torch.zeros_like(flat))
+    return out.view_as(maps)
+
+
+def _attention_maps(analysis: Any, head_fusion: str, layers: Sequence[int] | None, rollout_start: int):
+    att = analysis.slot_attention
+    if att is None or analysis.vision_attention is None:
+        raise BadConfigError("analysis: no attention recorded; call model.analyze(image, capture_attention=True)")
+    n_img, n_mask = len(analysis.image_positions), len(analysis.mask_positions)
+    if att.shape[-1] != n_img + n_mask:
+        raise BadConfigError(f"analysis.slot_attention: {att.shape[-1]} slots for {n_img} image + {n_mask} mask positions")
+    att = att.double()
+    if layers is not None:
+        idx = list(layers)
+        if not idx or any(not -att.shape[1] <= i < att.shape[1] for i in idx):
+            raise BadConfigError(f"layers={layers}: pick indices among the {att.shape[1]} LM layers")
+        att = att[:, idx]
+    fused = _fuse(att, head_fusion).mean(dim=1)  # [n, slots]
+    a_img, share = fused[:, :n_img], fused[:, n_img:].sum(1)
+
+    vis = [v.double()[None] if v.dim() == 3 else v.double() for v in analysis.vision_attention]
+    gh, gw = analysis.vision_grid
+    n_prefix = vis[0].shape[-1] - gh * gw
+    if n_prefix < 0:
+        raise BadConfigError(f"analysis.vision_grid={analysis.vision_grid}: more patches than vision tokens")
+    rollout = attention_rollout(vis, head_fusion=head_fusion, start_layer=rollout_start, n_prefix_tokens=n_prefix)[0]
+    r_pp = rollout[n_prefix:, n_prefix:]  # output patch -> input patch
+    q = pooling_matrix((gh, gw), tuple(analysis.image_token_grid)).to(r_pp)  # image token -> patches
+    patch = (a_img @ q @ r_pp).view(-1, gh, gw)
+
+    h, w = analysis.image.shape[:2]
+    up = F.interpolate(patch[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0] * (gh * gw) / (h * w)
+    probs = torch.as_tensor(np.asarray(analysis.mask_probs), dtype=torch.float64)
+    total = float(probs.sum())
+    mask_part = share[:, None, None] * (probs / total)[None] if total > 0 else torch.zeros_like(up)
+    return _normalise(up + mask_part).float(), patch.float(), share.float()
+
+
+def _gradient_maps(model: Any, analysis: Any, sigma: float | None, chunk_size: int):
+    n = len(analysis.generated_ids)
+    h, w = analysis.image.shape[:2]
+    with _analysis_mode(model):
+        pixels, _ = model.preprocess(analysis.image)
+        s = pixels.shape[-1]
+        if n == 0:
+            return torch.zeros(0, h, w), torch.zeros(0, *analysis.vision_grid)
+        forced = _forced(model, analysis, pixels)  # validates the prompt
+        with torch.enable_grad():
+            px = pixels.detach().clone().requires_grad_(True)
+            vision = model.encode_image(px)
+            emb = model.embed(forced.tokens, vision)
+            seq, keep = _sequence(forced, emb, n, model.lm.get_input_embeddings())
+            logits = model.lm(inputs_embeds=seq, use_cache=False, logits_to_keep=keep).logits
+            logp = logits.float().log_softmax(-1)[0, torch.arange(n), forced.generated][None]  # [1, n]
+            grads = _batched_grads(logp, px, list(range(n)), max(1, int(chunk_size)))  # [n, 1, 3, S, S]
+    sal = grads[:, 0].abs().sum(1).double()  # [n, S, S]
+    sigma = s / 56.0 if sigma is None else float(sigma)
+    if sigma > 0:
+        radius = max(1, int(3 * sigma))
+        x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+        k = torch.exp(-0.5 * (x / sigma) ** 2)
+        k = k / k.sum()
+        sal = F.conv2d(F.pad(sal[:, None], (radius, radius, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+        sal = F.conv2d(F.pad(sal, (0, 0, radius, radius), mode="reflect"), k.view(1, 1, -1, 1))[:, 0]
+    gh, gw = analysis.vision_grid
+    patch = F.adaptive_avg_pool2d(sal[:, None], (gh, gw))[:, 0].float()
+    return upsample_to_pixels(sal, (h, w)).float(), patch
+
+
+def ground(
+    analysis: Any,
+    *,
+    method: Literal["attention", "gradient"] = "attention",
+    model: Any = None,
+    head_fusion: Literal["mean", "max", "min"] = "mean",
+    layers: Sequence[int] | None = None,
+    rollout_start: int = 0,
+    sigma: float | None = None,
+    chunk_size: int = 8,
+) -> Grounding:
+    """Heatmaps ``[n_generated, H, W]`` (image's original size, each in [0, 1]) for every generated token.
+
+    ``method="attention"`` composes the recorded LM slot attention with vision rollout and the
+    predicted mask (see the module docstring; ``head_fusion`` applies to both, ``layers`` picks LM
+    layers, ``rollout_start`` the first vision block); it runs no model pass. ``"gradient"``
+    needs ``model`` (the one that made the analysis): pixel-gradient magnitude of each token's
+    log-probability, smoothed with a Gaussian of ``sigma`` pixels at the model's input size
+    (default ``S / 56``: 4 px at 224). The model is left unchanged, also on errors.
+
+    Example:
+        >>> import numpy as np
+        >>> from forensix.models.forensix_model import ForensixModel
+        >>> m = ForensixModel.from_config("tiny")
+        >>> a = m.analyze(np.zeros((64, 64, 3), np.uint8), max_new_tokens=2)
+        >>> ground(a, method="gradient", model=m).maps.shape
+        torch.Size([2, 64, 64])
+    """
+    if method == "attention":
+        maps, patch, share = _attention_maps(analysis, head_fusion, layers, rollout_start)
+    elif method == "gradient":
+        if model is None:
+            raise BadConfigError("method='gradient': pass model= (the model that made the analysis)")
+        maps, patch = _gradient_maps(model, analysis, sigma, chunk_size)
+        share = torch.zeros(maps.shape[0])
+    else:
+        raise BadConfigError(f"method={method!r}: choose 'attention' or 'gradient'")
+    meta = {"head_fusion": head_fusion, "layers": list(layers) if layers is not None else None,
+            "rollout_start": rollout_start, "sigma": sigma}
+    return Grounding(maps=maps, tokens=list(analysis.generated_tokens), method=method, patch_maps=patch,
+                     mask_share=share, image=np.asarray(analysis.image), meta=meta)
