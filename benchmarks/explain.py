@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import time
 import warnings
 
@@ -46,23 +47,23 @@ def _explanation(model, image, n_tokens: int):
     return a
 
 
-def ig_speed(model, image, n_tokens: int, steps: int) -> dict:
+def ig_speed(model, image, n_tokens: int, steps: int, baseline: str = "pad") -> dict:
     from forensix.explain.attribution import attribute_tokens, captum_token_attribution
 
     a = _explanation(model, image, n_tokens)
     targets = list(range(n_tokens))
     attribute_tokens(model, a, n_steps=2, targets=[0])  # warm-up
     t = time.perf_counter()
-    ours = attribute_tokens(model, a, n_steps=steps, targets=targets)
+    ours = attribute_tokens(model, a, n_steps=steps, targets=targets, baseline=baseline)
     ours_s = time.perf_counter() - t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t = time.perf_counter()
-        ref = captum_token_attribution(model, a, n_steps=steps, targets=targets)
+        ref = captum_token_attribution(model, a, n_steps=steps, targets=targets, baseline=baseline)
         captum_s = time.perf_counter() - t
     diff = float((ours.scores - ref).abs().max() / ref.abs().max())
     return {"ig_ours_s": round(ours_s, 3), "ig_captum_s": round(captum_s, 3), "ig_speedup_vs_captum": round(captum_s / ours_s, 3),
-            "ig_max_rel_diff": diff, "ig_tokens": n_tokens, "ig_steps": steps, "prompt_tokens": len(a.prompt_ids),
+            "ig_max_rel_diff": diff, "ig_tokens": n_tokens, "ig_steps": steps, "ig_baseline": baseline, "prompt_tokens": len(a.prompt_ids),
             "ig_max_completeness_gap": float(ours.completeness_gap.abs().max())}
 
 
@@ -83,7 +84,8 @@ def grounding(model, n: int, seed: int, deletion_steps: int) -> dict:
     step = max(1, math.ceil(size * size / deletion_steps))
     for i in range(n):
         item = data[i]
-        image, mask = item["image"], item["mask"]
+        image = item["image"]
+        mask = item["mask"] if item.get("mask") is not None else np.zeros(image.shape[:2], np.uint8)
         t = time.perf_counter()
         a = model.analyze(image)
         analyze_s += time.perf_counter() - t
@@ -132,13 +134,13 @@ def main(argv: list[str] | None = None) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.manual_seed(args.seed)
     model, trained = _load(args.model)
-    image = np.random.default_rng(args.seed).integers(0, 255, (model.config.image_size,) * 2 + (3,), dtype=np.uint8)
     from forensix.data.datasets import SyntheticImageDataset
 
     image = SyntheticImageDataset(split="test", size=model.config.image_size, length=1, seed=args.seed + 1)[0]["image"]
     payload = {"trained": trained, "model": args.model or "small (untrained vision side)", "seed": args.seed,
                "load_avg_start": os.getloadavg()[0]}
     payload.update(ig_speed(model, image, args.tokens, args.steps))
+    print({k: v for k, v in payload.items() if k.startswith("ig")}, file=sys.stderr, flush=True)
     payload.update(grounding(model, args.n, args.seed, args.deletion_steps))
     payload["load_avg_end"] = os.getloadavg()[0]
     payload["targets"] = {"ig_speedup_vs_captum": ">= 5", "ig_max_rel_diff": "<= 1e-3", "grounding_time_ratio": "<= 1.3"}

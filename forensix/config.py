@@ -44,7 +44,7 @@ class VisionConfig:
 class TraceConfig:
     """Forgery-trace branch: fixed SRM high-pass residuals + a learnable constrained conv, then a conv encoder."""
 
-    channels: tuple[int, ...] = (24, 32, 48, 96)
+    channels: tuple[int, ...] = (8, 24, 32, 48, 96)
     constrained_filters: int = 3
     residual_clip: float = 3.0
 
@@ -56,7 +56,7 @@ class LocalizerConfig:
     prompt_dim: int = 64
     prompt_context: int = 4
     temperature: float = 0.07
-    decoder_channels: tuple[int, ...] = (64, 48, 32, 24)
+    decoder_channels: tuple[int, ...] = (64, 48, 32, 24, 8)
     dice_weight: float = 1.0
     focal_gamma: float = 2.0
 
@@ -158,8 +158,8 @@ def _tiny() -> ForensixConfig:
             image_size=64, patch_size=16, hidden_size=32, num_layers=2, num_heads=2,
             intermediate_size=64, feature_layers=(0, 1),
         ),
-        trace=TraceConfig(channels=(4, 8, 8, 16), constrained_filters=2),
-        localizer=LocalizerConfig(prompt_dim=16, prompt_context=2, decoder_channels=(16, 8, 8, 4)),
+        trace=TraceConfig(channels=(4, 4, 8, 8, 16), constrained_filters=2),
+        localizer=LocalizerConfig(prompt_dim=16, prompt_context=2, decoder_channels=(16, 8, 8, 4, 4)),
         mask_encoder=MaskEncoderConfig(num_tokens=2, layout=2, hidden=32),
         language=LanguageConfig(source="tiny", lora_r=4, lora_alpha=8, max_new_tokens=8, max_train_tokens=96),
         image_token_grid=2,
@@ -177,8 +177,8 @@ def _paper() -> ForensixConfig:
             image_size=336, patch_size=14, hidden_size=1024, num_layers=24, num_heads=16,
             intermediate_size=4096, feature_layers=(6, 12, 18, 23), source="openai/clip-vit-large-patch14-336",
         ),
-        trace=TraceConfig(channels=(48, 64, 128, 256)),
-        localizer=LocalizerConfig(prompt_dim=256, prompt_context=8, decoder_channels=(256, 128, 64, 48)),
+        trace=TraceConfig(channels=(16, 48, 64, 128, 256)),
+        localizer=LocalizerConfig(prompt_dim=256, prompt_context=8, decoder_channels=(256, 128, 64, 48, 16)),
         mask_encoder=MaskEncoderConfig(num_tokens=8, layout=6, hidden=1024),
         language=LanguageConfig(
             source="Qwen/Qwen2.5-1.5B-Instruct", lora_r=16, lora_alpha=32, max_new_tokens=128, max_train_tokens=512

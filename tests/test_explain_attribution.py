@@ -51,17 +51,14 @@ def test_ig_equals_captum_llm_gradient_attribution(tiny_model, analysis, baselin
     assert rel_max_diff(ours.scores[:n], ref) <= 1e-3
 
 
-def test_ig_completeness_improves_with_steps(tiny_model, analysis):
-    gaps = []
-    for steps in (2, 32):
-        r = attribute_tokens(tiny_model, analysis, n_steps=steps)
-        gaps.append(float(r.completeness_gap.abs().max()))
-        delta = r.target_values - r.baseline_values
-    # the zero-embedding baseline sits on RMSNorm's steep region near 0, so quadrature converges slowly
-    assert gaps[1] < gaps[0]
-    total = r.scores.sum(1)
-    assert (r.completeness_gap.abs() <= 0.3 * delta.abs() + 0.02).all()
-    assert (torch.sign(total) == torch.sign(delta))[delta.abs() > 0.05].all()
+def test_ig_completeness(tiny_model, analysis):
+    # a token baseline (id 0 everywhere): smooth path, Gauss-Legendre converges fast. (The zero
+    # baseline's path changes mostly near 0, where pre-RMSNorm models are scale invariant.)
+    coarse, fine = (attribute_tokens(tiny_model, analysis, n_steps=n, baseline=0) for n in (2, 16))
+    delta = fine.target_values - fine.baseline_values
+    assert torch.allclose(fine.scores.sum(1), delta, atol=2e-3, rtol=1e-3)
+    assert float(fine.completeness_gap.abs().max()) < float(coarse.completeness_gap.abs().max())
+    assert fine.baseline == "custom:0"
 
 
 def test_batched_equals_own_per_token_loop(tiny_model, analysis):

@@ -1,4 +1,14 @@
-"""Explanation tools: attention rollout over vision transformers and grounding/faithfulness metrics."""
+"""Explanation tools: attention rollout, grounding/faithfulness metrics, token attribution and grounding maps."""
+
+from forensix.explain.attribution import (
+    PatchAttribution,
+    TokenAttribution,
+    attribute_patches,
+    attribute_tokens,
+    captum_token_attribution,
+    merge_subwords,
+)
+from forensix.explain.grounding import Grounding, ground, location_token_indices
 
 from forensix.explain.metrics import (
     ChanceLevels,
@@ -26,6 +36,15 @@ from forensix.explain.rollout import (
 )
 
 __all__ = [
+    "PatchAttribution",
+    "TokenAttribution",
+    "attribute_patches",
+    "attribute_tokens",
+    "captum_token_attribution",
+    "merge_subwords",
+    "Grounding",
+    "ground",
+    "location_token_indices",
     "RolloutResult",
     "attention_rollout",
     "eager_attention",

@@ -32,7 +32,6 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from forensix.errors import BadConfigError
@@ -343,14 +342,18 @@ def _target_values(model: Any, logits: Tensor, forced: _Forced, index: list[int]
     return torch.stack(cols, dim=1)
 
 
-def _baseline_embeds(model: Any, forced: _Forced, baseline: str) -> Tensor:
+def _baseline_embeds(model: Any, forced: _Forced, baseline: str | int | Tensor) -> Tensor:
+    if isinstance(baseline, Tensor):
+        if tuple(baseline.shape) != tuple(forced.prompt_embeds.shape):
+            raise BadConfigError(f"baseline: tensor of shape {tuple(baseline.shape)}; pass [P, D] = {tuple(forced.prompt_embeds.shape)}")
+        return baseline.to(forced.prompt_embeds)
     if baseline == "zeros":
         return torch.zeros_like(forced.prompt_embeds)
-    if baseline == "pad":
-        pad = torch.full_like(forced.prompt_ids, model.tokenizer.pad_token_id)
+    if baseline == "pad" or isinstance(baseline, int):
+        token = model.tokenizer.pad_token_id if baseline == "pad" else int(baseline)
         with torch.no_grad():
-            return model.lm.get_input_embeddings()(pad).to(forced.prompt_embeds.dtype)
-    raise BadConfigError(f"baseline={baseline!r}: choose 'zeros' or 'pad'")
+            return model.lm.get_input_embeddings()(torch.full_like(forced.prompt_ids, token)).to(forced.prompt_embeds.dtype)
+    raise BadConfigError(f"baseline={baseline!r}: choose 'zeros', 'pad', a token id or a [P, D] tensor")
 
 
 def _ig_params(n_steps: int, riemann: str) -> tuple[list[float], list[float]]:
@@ -422,7 +425,7 @@ def attribute_tokens(
     *,
     method: Literal["ig"] = "ig",
     n_steps: int = 16,
-    baseline: Literal["zeros", "pad"] = "zeros",
+    baseline: Literal["zeros", "pad"] | int | Tensor = "zeros",
     targets: Sequence[int | str] | None = None,
     riemann: str = "gausslegendre",
     chunk_size: int = 8,
@@ -432,8 +435,11 @@ def attribute_tokens(
     ``targets``: generated-token indices and/or ``"p_fake"`` (default: every generated token, then
     ``p_fake``). Token ``t``'s target is ``log p(generated_t | prompt, generated_<t)``; the
     ``p_fake`` target is the log-odds ``log p("fake") − log p("real")`` at the last prompt
-    position. ``baseline``: ``"zeros"`` (zero embeddings) or ``"pad"`` (the pad token's embedding
-    at every prompt position, slots included). ``riemann``: captum's approximation method.
+    position. ``baseline``: ``"zeros"`` (zero embeddings), ``"pad"`` (the pad token's embedding
+    at every prompt position, slots included), a token id (its embedding everywhere) or a
+    ``[P, D]`` tensor. Note: with pre-RMSNorm language models the zero baseline puts most of the
+    path's change in a thin region near it (RMSNorm is scale invariant), so completeness needs many
+    steps there; a token baseline gives a smoother path. ``riemann``: captum's approximation method.
 
     The ``n_steps`` interpolation points form one batch; the graph is built once and every target's
     gradient comes from one batched backward pass per ``chunk_size`` targets. The model is left
@@ -475,7 +481,7 @@ def attribute_tokens(
         input_ids=list(analysis.prompt_ids), image_positions=list(analysis.image_positions),
         mask_positions=list(analysis.mask_positions), image_grid=tuple(analysis.image_token_grid),
         target_values=ends[0].float().cpu(), baseline_values=ends[1].float().cpu(), method=method,
-        n_steps=int(n_steps), baseline=baseline, meta={"riemann": riemann},
+        n_steps=int(n_steps), baseline=baseline if isinstance(baseline, str) else f"custom:{baseline if isinstance(baseline, int) else 'tensor'}", meta={"riemann": riemann},
     )
 
 

@@ -84,6 +84,11 @@ class Analysis:
         """``"fake"`` when ``p_fake >= 0.5`` else ``"real"``."""
         return "fake" if self.p_fake >= 0.5 else "real"
 
+    def __repr__(self) -> str:
+        h, w = self.mask_probs.shape
+        return (f"Analysis(verdict={self.verdict!r}, p_fake={self.p_fake:.3f}, mask_area={self.mask.mean():.3f}, "
+                f"size={w}x{h}, clues={self.clues}, text={self.text[:60]!r})")
+
     def to_dict(self) -> dict:
         """JSON-safe summary (no arrays)."""
         return {

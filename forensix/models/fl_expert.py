@@ -4,8 +4,8 @@ For each chosen vision layer, patch tokens fused with the forgery-trace tokens a
 the prompt space and compared (cosine / temperature, softmax over the two states) with the
 object-agnostic prompts, giving an authentic/forged similarity map per layer. A light U-Net style
 decoder fuses those maps with the trace branch's deepest features, climbs back to half resolution
-through the trace branch's skip features, and the logits are upsampled bilinearly to the input size
-(full-resolution convolutions cost most of the compute and add little to region masks).
+through the trace branch's skip features down to full resolution, where a thin (8-channel) path
+keeps pixel-level residual evidence for the mask edges.
 
 Hook points: ``fl_expert.similarity.{i}`` ``[B, 2, gh, gw]`` (one per feature layer, in order),
 ``fl_expert.mask_logits`` ``[B, 1, H, W]``.
@@ -15,7 +15,7 @@ Example:
     >>> from forensix.config import get_config
     >>> cfg = get_config("tiny")
     >>> expert = FLExpert(cfg.localizer, width=32, n_layers=2, trace_channels=cfg.trace.channels)
-    >>> feats = [torch.rand(1, c, 32 // 2**i, 32 // 2**i) for i, c in enumerate(cfg.trace.channels)]
+    >>> feats = [torch.rand(1, c, 64 // 2**i, 64 // 2**i) for i, c in enumerate(cfg.trace.channels)]
     >>> expert([torch.rand(1, 16, 32)] * 2, torch.rand(2, 16), feats, grid=(4, 4)).shape
     torch.Size([1, 1, 64, 64])
 """
@@ -66,8 +66,7 @@ class FLExpert(nn.Module):
         for block, skip in zip(self.up, skips[1:]):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
-        size = (2 * trace_features[0].shape[-2], 2 * trace_features[0].shape[-1])
-        return self.hook_mask_logits(F.interpolate(self.head(x), size=size, mode="bilinear", align_corners=False))
+        return self.hook_mask_logits(self.head(x))
 
 
 def mask_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, dice_weight: float = 1.0) -> torch.Tensor:

@@ -153,7 +153,7 @@ class ForensixModel(nn.Module):
         size = self.config.image_size
         pixels = []
         for array in arrays:
-            x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float() / 255.0
+            x = torch.from_numpy(np.array(array, copy=True)).permute(2, 0, 1)[None].float() / 255.0
             if x.shape[-2:] != (size, size):
                 x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
             pixels.append(x)

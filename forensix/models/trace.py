@@ -1,9 +1,10 @@
 """Forgery-trace branch: semantics-agnostic low-level cues from noise residuals.
 
 Our reading of ForgeryGPT's vocabulary-enhanced vision encoder: fixed SRM high-pass filters and a
-learnable constrained convolution (Bayar & Stamm) expose noise residuals; a small normalised conv
-encoder turns RGB + residuals into features at 1/2, 1/4, 1/8 and 1/16 resolution (the skip path
-of the FL-Expert decoder; the residuals themselves are computed at full resolution) and into tokens on the vision encoder's patch grid, fused with the
+learnable constrained convolution (Bayar & Stamm) expose noise residuals, and their local energy
+(log of the local variance, per SRM filter) shows where the noise level changes, the classic
+splicing cue. A small normalised conv encoder turns RGB + residuals + energy into features at full,
+1/2, 1/4, 1/8 and 1/16 resolution (the skip path of the FL-Expert decoder) and into tokens on the vision encoder's patch grid, fused with the
 semantic tokens.
 
 Hook points: ``trace.residuals`` ``[B, C, H, W]``, ``trace.out`` ``[B, N, d]``.
@@ -14,7 +15,7 @@ Example:
     >>> branch = TraceBranch(get_config("tiny").trace, width=32)
     >>> out = branch(torch.rand(2, 3, 64, 64), grid=(4, 4))
     >>> out.tokens.shape, [f.shape[-1] for f in out.features]
-    (torch.Size([2, 16, 32]), [32, 16, 8, 4])
+    (torch.Size([2, 16, 32]), [64, 32, 16, 8, 4])
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _SRM = torch.tensor(
 
 @dataclass
 class TraceOutput:
-    """Multi-scale features (finest, 1/2 resolution, first) and tokens on the patch grid."""
+    """Multi-scale features (full resolution first) and tokens on the patch grid."""
 
     features: list[torch.Tensor]
     tokens: torch.Tensor
@@ -81,10 +82,10 @@ class TraceBranch(nn.Module):
         self.cfg = cfg
         self.register_buffer("srm", _SRM.repeat(3, 1, 1).unsqueeze(1), persistent=False)  # depthwise: 9 x 1 x 5 x 5
         self.constrained = ConstrainedConv(3, cfg.constrained_filters)
-        in_channels = 3 + 9 + cfg.constrained_filters
+        in_channels = 3 + 9 + cfg.constrained_filters + 3
         stages, cin = [], in_channels
-        for cout in cfg.channels:
-            stages.append(conv_block(cin, cout, stride=2))
+        for i, cout in enumerate(cfg.channels):
+            stages.append(conv_block(cin, cout, stride=1 if i == 0 else 2))
             cin = cout
         self.stages = nn.ModuleList(stages)
         self.to_tokens = nn.Linear(cfg.channels[-1], width)
@@ -99,8 +100,16 @@ class TraceBranch(nn.Module):
         clip = self.cfg.residual_clip
         return torch.cat([srm, learned], dim=1).clamp(-clip, clip) / clip
 
+    @staticmethod
+    def residual_energy(residuals: torch.Tensor, window: int = 7) -> torch.Tensor:
+        """Log local variance of each SRM filter's residual (averaged over colour), ``[B, 3, H, W]``."""
+        srm = residuals[:, :9].view(residuals.shape[0], 3, 3, *residuals.shape[-2:]).pow(2).mean(dim=1)
+        local = F.avg_pool2d(srm, window, stride=1, padding=window // 2, count_include_pad=False)
+        return torch.log(local + 1e-3) / 4.0
+
     def forward(self, images: torch.Tensor, grid: tuple[int, int]) -> TraceOutput:
-        x = torch.cat([images - 0.5, self.hook_residuals(self.residuals(images))], dim=1)
+        residuals = self.hook_residuals(self.residuals(images))
+        x = torch.cat([images - 0.5, residuals, self.residual_energy(residuals)], dim=1)
         features = []
         for stage in self.stages:
             x = stage(x)
