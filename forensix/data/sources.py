@@ -109,7 +109,12 @@ def bundled_names() -> tuple[str, ...]:
     return tuple(ok)
 
 
-def split_photo_names(seed: int = 0) -> dict[str, list[str]]:
+#: The bundled photos are partitioned once, with this seed, whatever seed a generator samples with:
+#: a test image never comes from a photo that any training run may have used.
+PHOTO_SPLIT_SEED = 0
+
+
+def split_photo_names(seed: int = PHOTO_SPLIT_SEED) -> dict[str, list[str]]:
     """Split bundled photos into disjoint train/val/test sets (color and gray photos stratified).
 
     Example:
@@ -269,10 +274,10 @@ class PhotoPool:
 
     @classmethod
     def bundled(cls, split: str = "train", seed: int = 0, p_texture: float = 0.1) -> "PhotoPool":
-        """The bundled photos of one split (see :func:`split_photo_names`)."""
+        """The bundled photos of one split (fixed partition, see :data:`PHOTO_SPLIT_SEED`); ``seed`` seeds textures."""
         if split not in SPLITS:
             raise ForensixError(f"unknown split {split!r}; choose one of {SPLITS}")
-        names = split_photo_names(seed)[split]
+        names = split_photo_names()[split]
         return cls(names, p_texture=p_texture, texture_seed=hash_split(seed, split))
 
     def photo(self, name: str) -> np.ndarray:
