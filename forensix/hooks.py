@@ -31,10 +31,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AttentionInterface
+from transformers import AttentionInterface, PretrainedConfig
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
 
-from forensix.errors import UnknownHookError
+from forensix.errors import BadConfigError, UnknownHookError
 
 HookFn = Callable[[torch.Tensor, "HookPoint"], "torch.Tensor | None"]
 NamesFilter = "str | Iterable[str] | Callable[[str], bool] | None"
@@ -102,12 +103,31 @@ AttentionInterface.register(HOOKED_ATTENTION, _hooked_eager_attention)
 ALL_MASK_ATTENTION_FUNCTIONS.register(HOOKED_ATTENTION, eager_mask)
 
 
+_MISSING = object()
+
+
+def transformers_configs(model: nn.Module) -> list[PretrainedConfig]:
+    """Every ``transformers`` config reachable from ``model``: module configs and their sub-configs."""
+    seen: dict[int, PretrainedConfig] = {}
+    queue = [getattr(m, "config", None) for m in model.modules()]
+    while queue:
+        cfg = queue.pop()
+        if not isinstance(cfg, PretrainedConfig) or id(cfg) in seen:
+            continue
+        seen[id(cfg)] = cfg
+        queue.extend(getattr(cfg, key, None) for key in getattr(cfg, "sub_configs", {}) or {})
+    return list(seen.values())
+
+
 @contextlib.contextmanager
 def attention_implementation(model: nn.Module, name: str = HOOKED_ATTENTION) -> Iterator[nn.Module]:
-    """Switch a ``transformers`` model's attention backend inside the context, restore it after.
+    """Switch every ``transformers`` model inside ``model`` to attention backend ``name``; restore on exit.
 
-    ``name`` is any backend ``transformers`` knows (``"eager"``, ``"sdpa"``) or ``"forensix"``
-    (eager with hookable patterns). Restored also when the body raises.
+    ``name`` is ``"eager"``, ``"sdpa"``, any backend registered with ``transformers`` or
+    ``"forensix"`` (eager with hookable patterns). Attention modules read
+    ``config._attn_implementation`` on every forward, so the switch sets it on every reachable
+    config (composites holding a vision encoder and a language model included) and writes the old
+    values back, also when the body raises.
 
     Example:
         >>> from transformers import ViTConfig, ViTModel
@@ -120,15 +140,22 @@ def attention_implementation(model: nn.Module, name: str = HOOKED_ATTENTION) -> 
         >>> vit.config._attn_implementation == before
         True
     """
-    previous = model.config._attn_implementation
-    if previous == name:
-        yield model
-        return
-    model.set_attn_implementation(name)
+    if name != "eager" and name not in ALL_ATTENTION_FUNCTIONS:
+        raise BadConfigError(f"attention implementation {name!r} is unknown; use 'eager', 'sdpa' or {HOOKED_ATTENTION!r}")
+    configs = transformers_configs(model)
+    if not configs:
+        raise BadConfigError(f"{type(model).__name__} contains no transformers model whose attention can be switched")
+    saved = [(cfg, cfg.__dict__.get("_attn_implementation_internal", _MISSING)) for cfg in configs]
     try:
+        for cfg in configs:
+            cfg._attn_implementation_internal = name
         yield model
     finally:
-        model.set_attn_implementation(previous)
+        for cfg, value in saved:
+            if value is _MISSING:
+                cfg.__dict__.pop("_attn_implementation_internal", None)
+            else:
+                cfg._attn_implementation_internal = value
 
 
 class Cache(Mapping[str, torch.Tensor]):
@@ -290,4 +317,5 @@ __all__ = [
     "install_block_hooks",
     "name_hook_points",
     "resolve_names",
+    "transformers_configs",
 ]

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from forensix.errors import BadConfigError, BadImageError
+from forensix.hooks import attention_implementation
 
 HeadFusion = Literal["mean", "max", "min"]
 
@@ -268,33 +269,13 @@ _CAPTURE_FLAG = "_output_capturing_hooks_installed"  # set by transformers' lazy
 _MISSING = object()
 
 
-def _configs_of(model: nn.Module) -> list[Any]:
-    """Every ``transformers`` config reachable from ``model``: module configs and their sub-configs."""
-    try:
-        from transformers import PretrainedConfig
-    except ImportError:  # pragma: no cover - transformers is a hard dependency
-        return []
-    seen: dict[int, Any] = {}
-    queue = [getattr(m, "config", None) for m in model.modules()]
-    while queue:
-        cfg = queue.pop()
-        if not isinstance(cfg, PretrainedConfig) or id(cfg) in seen:
-            continue
-        seen[id(cfg)] = cfg
-        queue.extend(getattr(cfg, key, None) for key in getattr(cfg, "sub_configs", {}) or {})
-    return list(seen.values())
-
-
 @contextmanager
 def eager_attention(model: nn.Module) -> Iterator[nn.Module]:
     """Switch every ``transformers`` config in ``model`` to the eager attention backend, then restore.
 
-    ``transformers`` v5 returns attention weights only from the eager backend. Its attention
-    modules read ``config._attn_implementation`` at every forward, so setting
-    ``config._attn_implementation_internal = "eager"`` on the model's config, every submodule's
-    config and their sub-configs switches it without re-validation; the previous values are
-    written back on exit, also when the body raises. Works for composite ``nn.Module`` s that hold
-    several ``PreTrainedModel`` s (vision encoder + language model).
+    ``transformers`` v5 returns attention weights only from the eager backend; this is
+    :func:`forensix.hooks.attention_implementation` with ``"eager"`` (composites included,
+    restored also when the body raises).
 
     Example:
         >>> from transformers import ViTConfig, ViTModel
@@ -304,17 +285,8 @@ def eager_attention(model: nn.Module) -> Iterator[nn.Module]:
         ...     m.config._attn_implementation
         'eager'
     """
-    saved = [(cfg, cfg.__dict__.get("_attn_implementation_internal", _MISSING)) for cfg in _configs_of(model)]
-    try:
-        for cfg, _ in saved:
-            cfg._attn_implementation_internal = "eager"
+    with attention_implementation(model, "eager"):
         yield model
-    finally:
-        for cfg, value in saved:
-            if value is _MISSING:
-                cfg.__dict__.pop("_attn_implementation_internal", None)
-            else:
-                cfg._attn_implementation_internal = value
 
 
 @contextmanager

@@ -45,7 +45,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import importlib.util
 import json
@@ -53,7 +52,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,6 +61,7 @@ import torch
 from torch import nn
 
 from forensix.errors import BadConfigError, ModelNotAvailableError
+from forensix.hooks import attention_implementation  # noqa: F401  (re-exported for convenience)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -228,33 +228,6 @@ def set_attention_implementation(model: nn.Module, name: str) -> None:
                 "use 'eager' or 'sdpa'") from err
 
 
-@contextlib.contextmanager
-def attention_implementation(model: nn.Module, name: str = "eager") -> Iterator[nn.Module]:
-    """Context manager: use attention backend ``name`` inside, restore the previous one on exit.
-
-    The previous backend of every (sub-)config is restored also when the body raises.
-
-    Example:
-        >>> bundle = load_language_model("tiny")
-        >>> ids = torch.tensor([[1, 2, 3]])
-        >>> with attention_implementation(bundle.model, "eager"):
-        ...     out = bundle.model(ids, output_attentions=True)
-        >>> len(out.attentions), bundle.model.config._attn_implementation
-        (2, 'sdpa')
-    """
-    saved = _snapshot_attn(model)
-    try:
-        set_attention_implementation(model, name)
-        yield model
-    finally:
-        for m in _pretrained_roots(model):
-            previous = saved.get(id(m.config), (None, None))[1]
-            if previous is not None and m.config._attn_implementation != previous:
-                m.set_attn_implementation(previous)
-        for config, value in saved.values():  # exact restore of nested configs
-            config._attn_implementation_internal = value
-
-
 # --------------------------------------------------------------------------------------------
 # internals
 
@@ -281,21 +254,6 @@ def _pretrained_roots(model: nn.Module) -> list[nn.Module]:
             roots.append(module)
             inside.update(id(sub) for sub in module.modules())
     return roots
-
-
-def _snapshot_attn(model: nn.Module) -> dict[int, tuple[object, object]]:
-    saved: dict[int, tuple[object, object]] = {}
-
-    def visit(config) -> None:
-        if config is None or id(config) in saved or not hasattr(config, "_attn_implementation_internal"):
-            return
-        saved[id(config)] = (config, config._attn_implementation_internal)
-        for key in getattr(config, "sub_configs", {}) or {}:
-            visit(getattr(config, key, None))
-
-    for module in model.modules():
-        visit(getattr(module, "config", None))
-    return saved
 
 
 def _sync_special_ids(model: nn.Module, tokenizer) -> None:
