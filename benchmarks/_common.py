@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import shlex
@@ -39,8 +40,19 @@ def command() -> str:
     return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
 
 
+def _strict(value: Any) -> Any:
+    """NaN/inf become ``None`` so the file is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
 def write_result(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` plus command, machine and date to ``benchmarks/results/<name>.json``."""
+    """Write ``payload`` plus command, machine and date to ``benchmarks/results/<name>.json`` (strict JSON)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     record = {
         **payload,
@@ -49,5 +61,5 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+    path.write_text(json.dumps(_strict(record), indent=2, allow_nan=False, default=float) + "\n")
     return path
