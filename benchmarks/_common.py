@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -42,8 +44,10 @@ def command() -> str:
 
 def _strict(value: Any) -> Any:
     """NaN/inf become ``None`` so the file is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
     if isinstance(value, dict):
         return {k: _strict(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
