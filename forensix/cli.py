@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                           choices=["casia", "columbia", "coverage", "imd2020", "manifest", "synthetic"])
     evaluate.add_argument("--detector", required=True, help="model:DIR, ela, noise, jpeg-ghost, dct or copy-move")
     evaluate.add_argument("--out", required=True)
+    evaluate.add_argument("--n", type=int, default=200, help="synthetic layout: number of held-out images")
+    evaluate.add_argument("--size", type=int, default=224, help="synthetic layout: image size")
     return parser
 
 
@@ -146,7 +148,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from forensix.evaluate import run_eval
 
-    result = run_eval(args.data, args.layout, args.detector, args.out)
+    extra = {"length": args.n, "size": args.size} if args.layout == "synthetic" else {}
+    result = run_eval(args.data, args.layout, args.detector, args.out, dataset_kwargs=extra)
     for key, value in result.summary.items():
         print(f"{key}: {value}")
     return 0

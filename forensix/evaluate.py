@@ -341,9 +341,13 @@ def resolve_detector(spec: str, **kwargs: Any) -> Detector:
 
 
 def run_eval(
-    data: str, layout: str, detector: str, out: str, *, progress: bool = True, resume: bool = True, **detector_kwargs: Any
+    data: str | None, layout: str, detector: str, out: str, *, progress: bool = True, resume: bool = True,
+    dataset_kwargs: Mapping[str, Any] | None = None, **detector_kwargs: Any,
 ) -> EvalResult:
-    """Load a dataset folder with ``forensix.data.datasets.load_dataset`` and evaluate ``detector`` into ``out``.
+    """Load a dataset with ``forensix.data.datasets.load_dataset`` and evaluate ``detector`` into ``out``.
+
+    ``dataset_kwargs`` go to the dataset (e.g. ``{"length": 48, "size": 224}`` for the synthetic layout),
+    ``detector_kwargs`` to the detector.
 
     Example:
         >>> run_eval("data/columbia", "columbia", "ela", "runs/ela")  # doctest: +SKIP
@@ -351,5 +355,6 @@ def run_eval(
     from forensix.data.datasets import load_dataset
 
     return evaluate_detector(
-        resolve_detector(detector, **detector_kwargs), load_dataset(data, layout), out_dir=out, progress=progress, resume=resume
+        resolve_detector(detector, **detector_kwargs), load_dataset(data, layout, **(dataset_kwargs or {})),
+        out_dir=out, progress=progress, resume=resume,
     )

@@ -106,3 +106,11 @@ def test_real_process_prints_one_line(tmp_path) -> None:
     argv = [sys.executable, "-m", "forensix.cli", "analyze", str(tmp_path / "missing.png"), "--model", str(tmp_path)]
     plain = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert plain.returncode == 2 and plain.stderr.count("\n") == 1 and "Traceback" not in plain.stderr, plain.stderr
+
+
+def test_eval_on_a_short_synthetic_split(tmp_path, capsys):
+    from forensix.cli import main
+
+    assert main(["eval", "--layout", "synthetic", "--detector", "ela", "--out", str(tmp_path / "ela"), "--n", "4", "--size", "64"]) == 0
+    assert "pixel_f1" in capsys.readouterr().out
+    assert (tmp_path / "ela" / "summary.json").is_file() and (tmp_path / "ela" / "report.html").is_file()
