@@ -127,7 +127,7 @@ def attention_implementation(model: nn.Module, name: str = HOOKED_ATTENTION) -> 
     ``"forensix"`` (eager with hookable patterns). Attention modules read
     ``config._attn_implementation`` on every forward, so the switch sets it on every reachable
     config (composites holding a vision encoder and a language model included) and writes the old
-    values back, also when the body raises.
+    values back, also when the body raises. A module holding no ``transformers`` model is left as is.
 
     Example:
         >>> from transformers import ViTConfig, ViTModel
@@ -142,9 +142,7 @@ def attention_implementation(model: nn.Module, name: str = HOOKED_ATTENTION) -> 
     """
     if name != "eager" and name not in ALL_ATTENTION_FUNCTIONS:
         raise BadConfigError(f"attention implementation {name!r} is unknown; use 'eager', 'sdpa' or {HOOKED_ATTENTION!r}")
-    configs = transformers_configs(model)
-    if not configs:
-        raise BadConfigError(f"{type(model).__name__} contains no transformers model whose attention can be switched")
+    configs = transformers_configs(model)  # none (a custom encoder): nothing to switch
     saved = [(cfg, cfg.__dict__.get("_attn_implementation_internal", _MISSING)) for cfg in configs]
     try:
         for cfg in configs:
