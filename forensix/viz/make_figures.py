@@ -3,7 +3,7 @@
 Without ``--model`` it uses the untrained ``tiny`` model (fast; its maps and masks are random and
 the titles say so). With ``--model DIR`` (a ``save_pretrained`` directory) the mask overlay,
 attention figures and the ROC/PR curves come from that model. Training curves are drawn from
-the first ``history*.json`` found under ``--runs`` (default ``runs/demo``) when there is one.
+every stage's ``history.json`` found under ``--runs`` (default ``runs/demo``).
 
 Example:
     python -m forensix.viz.make_figures --out figures [--model runs/demo/stage3] [--seed 0]
@@ -39,12 +39,11 @@ def load_histories(path: Path) -> Any:
     return data
 
 
-def find_history(runs: Path) -> Path | None:
-    """The first ``history*.json`` under ``runs`` (sorted), or None."""
+def find_histories(runs: Path) -> dict[str, list]:
+    """Every stage's records under ``runs`` (``stageN/history.json`` as written by ``train_stages``), by folder name."""
     if not runs.exists():
-        return None
-    found = sorted(runs.rglob("history*.json"))
-    return found[0] if found else None
+        return {}
+    return {path.parent.name: load_histories(path) for path in sorted(runs.rglob("history*.json"))}
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
@@ -106,9 +105,9 @@ def main(argv: list[str] | None = None) -> list[Path]:
     save(F.heatmap_overlay(sample.image, heat, sample.mask, title=f"Attention rollout, mean fusion\n({tag})",
                            colorbar_title="rollout relevance", backend="matplotlib"), "rollout.png")
 
-    history = find_history(Path(args.runs))
-    if history is not None:
-        save(F.training_curves(load_histories(history), title=f"Training losses ({history.parent.name})", backend="matplotlib"),
+    histories = find_histories(Path(args.runs))
+    if histories:
+        save(F.training_curves(histories, title=f"Training losses per stage ({args.runs})", backend="matplotlib"),
              "training_curves.png")
 
     if args.model:
