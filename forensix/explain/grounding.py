@@ -45,7 +45,7 @@ from forensix.errors import BadConfigError
 from forensix.explain.attribution import _analysis_mode, _batched_grads, _forced, _sequence
 from forensix.explain.metrics import deletion_insertion, energy_in_mask, map_auroc, pointing_game
 from forensix.explain.results import escape, heat_png_uri, html_result, load_result, save_result
-from forensix.explain.rollout import attention_rollout, upsample_to_pixels
+from forensix.explain.rollout import attention_rollout, fuse_heads, upsample_to_pixels
 
 __all__ = ["Grounding", "ground", "location_token_indices", "LOCATION_WORDS", "pooling_matrix"]
 
@@ -225,16 +225,6 @@ class Grounding:
 # --------------------------------------------------------------------------- maps
 
 
-def _fuse(a: Tensor, head_fusion: str) -> Tensor:
-    if head_fusion == "mean":
-        return a.mean(dim=2)
-    if head_fusion == "max":
-        return a.amax(dim=2)
-    if head_fusion == "min":
-        return a.amin(dim=2)
-    raise BadConfigError(f"head_fusion={head_fusion!r}: choose 'mean', 'max' or 'min'")
-
-
 def _normalise(maps: Tensor) -> Tensor:
     flat = maps.flatten(1)
     lo = flat.amin(1, keepdim=True)
@@ -256,7 +246,7 @@ def _attention_maps(analysis: Any, head_fusion: str, layers: Sequence[int] | Non
         if not idx or any(not -att.shape[1] <= i < att.shape[1] for i in idx):
             raise BadConfigError(f"layers={layers}: pick indices among the {att.shape[1]} LM layers")
         att = att[:, idx]
-    fused = _fuse(att, head_fusion).mean(dim=1)  # [n, slots]
+    fused = fuse_heads(att, head_fusion, dim=2).mean(dim=1)  # [n, slots]
     a_img, share = fused[:, :n_img], fused[:, n_img:].sum(1)
 
     vis = [v.double()[None] if v.dim() == 3 else v.double() for v in analysis.vision_attention]

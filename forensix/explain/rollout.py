@@ -81,13 +81,14 @@ def _work_dtype(t: Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
-def _fuse_heads(a: Tensor, head_fusion: str) -> Tensor:
+def fuse_heads(a: Tensor, head_fusion: str, dim: int = 1) -> Tensor:
+    """Fuse the head dimension ``dim`` of attention ``a`` by ``"mean"``, ``"max"`` or ``"min"``."""
     if head_fusion == "mean":
-        return a.mean(dim=1)
+        return a.mean(dim=dim)
     if head_fusion == "max":
-        return a.amax(dim=1)
+        return a.amax(dim=dim)
     if head_fusion == "min":
-        return a.amin(dim=1)
+        return a.amin(dim=dim)
     raise BadConfigError(f"head_fusion={head_fusion!r}: choose 'mean', 'max' or 'min'")
 
 
@@ -148,7 +149,7 @@ def attention_rollout(
     eye = torch.eye(t, dtype=dtype, device=layers[0].device)
     result = eye.expand(b, t, t).clone()
     for a in layers[start_layer:]:
-        fused = _fuse_heads(a.detach().to(dtype), head_fusion)
+        fused = fuse_heads(a.detach().to(dtype), head_fusion)
         if discard_ratio > 0:
             fused = _discard_lowest(fused, discard_ratio, n_prefix_tokens)
         a_hat = fused + eye
