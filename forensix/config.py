@@ -56,9 +56,9 @@ class LocalizerConfig:
     prompt_dim: int = 64
     prompt_context: int = 4
     temperature: float = 0.07
-    decoder_channels: tuple[int, ...] = (64, 48, 32, 24, 8)
+    decoder_channels: tuple[int, ...] = (64, 48, 32)
     dice_weight: float = 1.0
-    focal_gamma: float = 2.0
+    focal_gamma: float = 0.0
 
 
 @dataclass

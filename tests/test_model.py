@@ -208,3 +208,19 @@ def test_presets_are_known_and_validated():
     assert get_config("small").language.source == "smollm2-135m"
     with pytest.raises(BadConfigError, match="tiny"):
         get_config("huge")
+
+
+@pytest.mark.parametrize("decoder", [(16,), (16, 8, 8), (16, 8, 8, 4, 4)])
+def test_a_shallow_decoder_still_returns_mask_logits_at_input_resolution(decoder):
+    model = ForensixModel.from_config("tiny", localizer={"decoder_channels": decoder})
+    with torch.no_grad():
+        logits = model.encode_image(torch.rand(2, 3, 64, 96))["mask_logits"]
+    assert logits.shape == (2, 1, 64, 96)
+    assert len(model.fl_expert.up) == len(decoder) - 1
+
+
+def test_a_decoder_deeper_than_the_trace_branch_is_a_clear_error():
+    from forensix.errors import BadConfigError
+
+    with pytest.raises(BadConfigError, match="decoder_channels"):
+        ForensixModel.from_config("tiny", localizer={"decoder_channels": (16, 8, 8, 4, 4, 4)})

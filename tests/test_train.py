@@ -42,7 +42,7 @@ def test_stage_lowers_its_loss_and_trains_only_its_pieces(stage):
                       if "lora_" not in n and not torch.equal(p.detach(), before[original(n)])}
     assert changed_pieces, "nothing trained"
     assert changed_pieces <= set(pieces)
-    for name, value in buffers.items():  # frozen BatchNorm statistics must not drift
+    for name, value in buffers.items():  # frozen buffers (e.g. running statistics) must not drift
         if name.split(".")[0] not in pieces:
             assert torch.equal(value, dict(model.named_buffers())[name]), name
     if spec.lora:

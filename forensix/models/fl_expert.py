@@ -3,9 +3,11 @@
 For each chosen vision layer, patch tokens fused with the forgery-trace tokens are projected into
 the prompt space and compared (cosine / temperature, softmax over the two states) with the
 object-agnostic prompts, giving an authentic/forged similarity map per layer. A light U-Net style
-decoder fuses those maps with the trace branch's deepest features, climbs back to half resolution
-through the trace branch's skip features down to full resolution, where a thin (8-channel) path
-keeps pixel-level residual evidence for the mask edges.
+decoder fuses those maps with the trace branch's deepest features and climbs back through the trace
+branch's skip features, one level per entry of ``decoder_channels`` after the first (five entries
+reach full resolution; the small preset stops at 1/4, where the blob-like forged regions are
+already resolved, and saves most of the decoder's cost). The logits are bilinearly upsampled to
+the input resolution.
 
 Hook points: ``fl_expert.similarity.{i}`` ``[B, 2, gh, gw]`` (one per feature layer, in order),
 ``fl_expert.mask_logits`` ``[B, 1, H, W]``.
@@ -27,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from forensix.config import LocalizerConfig
+from forensix.errors import BadConfigError
 from forensix.hooks import HookPoint
 from forensix.models.trace import conv_block
 
@@ -43,9 +46,13 @@ class FLExpert(nn.Module):
         self.hook_similarity = nn.ModuleList(HookPoint(f"fl_expert.similarity.{i}") for i in range(n_layers))
         skips = list(reversed(trace_channels))  # deepest first
         dec = list(cfg.decoder_channels)
+        if not 1 <= len(dec) <= len(skips):
+            raise BadConfigError(
+                f"localizer.decoder_channels: {len(dec)} entries for {len(skips)} trace levels; give 1 to {len(skips)}"
+            )
         self.bottleneck = conv_block(2 * n_layers + skips[0], dec[0])
-        self.up = nn.ModuleList(conv_block(dec[i] + skips[i + 1], dec[i + 1]) for i in range(len(skips) - 1))
-        self.head = nn.Conv2d(dec[len(skips) - 1], 1, 1)
+        self.up = nn.ModuleList(conv_block(dec[i] + skips[i + 1], dec[i + 1]) for i in range(len(dec) - 1))
+        self.head = nn.Conv2d(dec[-1], 1, 1)
         self.hook_mask_logits = HookPoint("fl_expert.mask_logits")
 
     def similarity(self, patches: torch.Tensor, prompts: torch.Tensor, index: int, grid: tuple[int, int]) -> torch.Tensor:
@@ -66,11 +73,14 @@ class FLExpert(nn.Module):
         for block, skip in zip(self.up, skips[1:]):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
-        return self.hook_mask_logits(self.head(x))
+        logits = self.head(x)
+        if logits.shape[-2:] != trace_features[0].shape[-2:]:
+            logits = F.interpolate(logits, size=trace_features[0].shape[-2:], mode="bilinear", align_corners=False)
+        return self.hook_mask_logits(logits)
 
 
-def mask_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, dice_weight: float = 1.0) -> torch.Tensor:
-    """Focal BCE + soft dice on forged images (dice skipped for empty targets).
+def mask_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 0.0, dice_weight: float = 1.0) -> torch.Tensor:
+    """BCE (focal when ``gamma`` > 0) + soft dice on forged images (dice skipped for empty targets).
 
     Example:
         >>> t = torch.zeros(2, 1, 8, 8); t[:, :, 2:5, 2:5] = 1

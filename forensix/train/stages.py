@@ -6,7 +6,7 @@
 | 2 | mask-text alignment | trace, fusion, prompts, FL-Expert, mask encoder, clue head, projector | mask + clue + lm | ground truth |
 | 3 | IFDL instruction tuning | LoRA on the LM, projector, mask encoder | lm | predicted |
 
-Everything else is frozen (and kept in eval mode, so frozen BatchNorm statistics do not drift).
+Everything else is frozen (and kept in eval mode: no dropout, no drifting running statistics).
 Printing a spec applied to a model shows trainable/frozen parameter counts per piece.
 
 Example:
@@ -73,11 +73,11 @@ class StageSpec:
         return model
 
     def train_mode(self, model: nn.Module) -> None:
-        """Training mode for trained pieces, eval mode for frozen ones (no BatchNorm drift, no dropout)."""
+        """Training mode for trained pieces, eval mode for frozen ones (no dropout, no drifting running statistics)."""
         pieces = self.trainable_pieces(model)
         model.train()
         for name, child in model.named_children():
-            if name not in pieces and not (name == "lm" and self.lora):  # frozen: no BatchNorm drift
+            if name not in pieces and not (name == "lm" and self.lora):  # frozen
                 child.eval()
 
     def parameter_table(self, model: nn.Module) -> pd.DataFrame:
