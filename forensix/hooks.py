@@ -82,12 +82,16 @@ def _hooked_eager_attention(
     dropout: float = 0.0,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eager attention (grouped-query aware) whose probabilities pass through ``module.hook_pattern``."""
-    groups = query.shape[1] // key.shape[1]
-    if groups > 1:
-        key = key.repeat_interleave(groups, dim=1)
-        value = value.repeat_interleave(groups, dim=1)
-    scores = torch.matmul(query, key.transpose(2, 3)) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
+    """Eager attention (grouped-query aware) whose probabilities pass through ``module.hook_pattern``.
+
+    With grouped-query attention the query heads that share a key/value head are stacked along the
+    sequence axis, so keys and values are used in place instead of being repeated per head.
+    """
+    b, n_heads, length, dim = query.shape
+    groups = n_heads // key.shape[1]
+    stacked = query.reshape(b, key.shape[1], groups * length, dim)
+    scale = scaling if scaling is not None else dim**-0.5
+    scores = (torch.matmul(stacked, key.transpose(2, 3)) * scale).view(b, n_heads, length, key.shape[-2])
     if attention_mask is not None:
         scores = scores + attention_mask[:, :, :, : key.shape[-2]]
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
@@ -95,8 +99,8 @@ def _hooked_eager_attention(
     if hook is not None:
         probs = hook(probs)
     probs = nn.functional.dropout(probs, p=dropout, training=module.training)
-    out = torch.matmul(probs, value).transpose(1, 2).contiguous()
-    return out, probs
+    out = torch.matmul(probs.reshape(b, key.shape[1], groups * length, -1), value)
+    return out.view(b, n_heads, length, dim).transpose(1, 2).contiguous(), probs
 
 
 AttentionInterface.register(HOOKED_ATTENTION, _hooked_eager_attention)

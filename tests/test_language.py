@@ -250,3 +250,18 @@ def test_broken_tokenizer_cache_is_rebuilt(smollm2, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [language.SMOLLM2_CACHE_NAME, language.TOKENIZER_CACHE_NAME]
     )
+
+
+def test_hookable_attention_equals_sdpa_with_grouped_heads_and_left_padding(tiny):
+    from forensix.hooks import HOOKED_ATTENTION
+
+    model = tiny.model
+    assert model.config.num_attention_heads > model.config.num_key_value_heads  # grouped-query attention
+    ids = torch.tensor([[0, 0, 1, 9690, 198, 20970], [1, 9690, 198, 20970, 28, 31]])
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        reference = model(ids, attention_mask=mask).logits
+        with attention_implementation(model, HOOKED_ATTENTION):
+            hooked = model(ids, attention_mask=mask).logits
+    torch.testing.assert_close(hooked[0, 2:], reference[0, 2:], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(hooked[1], reference[1], rtol=1e-4, atol=1e-4)

@@ -224,3 +224,39 @@ def test_a_decoder_deeper_than_the_trace_branch_is_a_clear_error():
 
     with pytest.raises(BadConfigError, match="decoder_channels"):
         ForensixModel.from_config("tiny", localizer={"decoder_channels": (16, 8, 8, 4, 4, 4)})
+
+
+def test_decoding_with_lora_folded_in_matches_the_adapter_path_and_restores_the_weights(fresh_tiny_model):
+    from forensix.models.lora import merged_lora
+
+    model = fresh_tiny_model
+    model.enable_lora()
+    for name, param in model.lm.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)
+    model.eval()
+    before = {n: p.detach().clone() for n, p in model.lm.named_parameters()}
+    tokens = torch.randint(0, 100, (2, 12))
+    with torch.no_grad():
+        reference = model.lm(input_ids=tokens).logits
+        with merged_lora(model.lm) as n_merged:
+            folded = model.lm(input_ids=tokens).logits
+        after = model.lm(input_ids=tokens).logits
+    assert n_merged > 0
+    layers = [m for m in model.lm.modules() if hasattr(m, "get_delta_weight")]
+    for layer in layers:
+        layer.enable_adapters(False)
+    with torch.no_grad():
+        base_only = model.lm(input_ids=tokens).logits
+    for layer in layers:
+        layer.enable_adapters(True)
+    assert (base_only - reference).abs().max() > 1e-2  # the adapters matter
+    torch.testing.assert_close(folded, reference, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(after, reference, rtol=0, atol=0)
+    for name, param in model.lm.named_parameters():
+        assert torch.equal(param, before[name]), name
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    model.analyze(image, capture_attention=False)
+    assert not any(layer.disable_adapters for layer in layers)
+    for name, param in model.lm.named_parameters():
+        assert torch.equal(param, before[name]), name

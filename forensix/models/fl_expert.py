@@ -89,12 +89,12 @@ def mask_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 0.0, di
     """
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     p_true = torch.exp(-bce)
-    focal = ((1 - p_true) ** gamma * bce).mean()
+    pixel = ((1 - p_true) ** gamma * bce).mean()  # plain BCE when gamma == 0
     probs = logits.sigmoid().flatten(1)
     flat = target.flatten(1)
     has_region = flat.sum(1) > 0
     if not has_region.any():
-        return focal
+        return pixel
     inter = (probs * flat).sum(1)
     dice = 1 - (2 * inter + 1) / (probs.sum(1) + flat.sum(1) + 1)
-    return focal + dice_weight * dice[has_region].mean()
+    return pixel + dice_weight * dice[has_region].mean()

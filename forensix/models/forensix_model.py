@@ -50,6 +50,7 @@ from forensix.hooks import (
 from forensix.models.analysis import Analysis
 from forensix.models.clue_head import ClueHead
 from forensix.models.fl_expert import FLExpert, mask_loss
+from forensix.models.lora import merged_lora
 from forensix.models.heads import HeadRegistry
 from forensix.models.language import answer_token_ids, load_language_model
 from forensix.models.mask_encoder import MaskEncoder, region_features
@@ -313,6 +314,8 @@ class ForensixModel(nn.Module):
         Each reply has ``ids``, ``text``, ``first_logits`` (next-token logits after the prompt, for
         ``p_fake``), ``tokens`` (its own unpadded :class:`TokenBatch`) and, for a single image with
         ``slot_attention``, the attention of every generated token to the image and mask slots.
+        In eval mode LoRA adapters are folded into the base weights while decoding (see
+        :func:`~forensix.models.lora.merged_lora`; the weights are restored exactly afterwards).
         """
         clues = self.clue_text(vision["clue_logits"])
         tokens = self.tokenize(conversations, clues, add_generation_prompt=True, side="left")
@@ -327,7 +330,8 @@ class ForensixModel(nn.Module):
 
         hooks = [("lm.layers.*.attn.pattern", keep_slot_rows)] if slot_attention else []
         backend = attention_implementation(self.lm, HOOKED_ATTENTION) if slot_attention else contextlib.nullcontext()
-        with backend, add_hooks(self._hook_points, hooks):
+        fold = merged_lora(self.lm) if not self.lm.training else contextlib.nullcontext()
+        with backend, fold, add_hooks(self._hook_points, hooks):
             out = self.lm.generate(
                 inputs_embeds=embeds, attention_mask=tokens.attention_mask.to(self.device),
                 max_new_tokens=max_new_tokens or self.config.language.max_new_tokens, do_sample=False,
