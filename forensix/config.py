@@ -83,6 +83,7 @@ class LanguageConfig:
     max_new_tokens: int = 48
     max_prompt_chars: int = 2000
     max_train_tokens: int = 128  # training sequences are cut here (answers past what generation reaches)
+    draft_tokens: int = 6  # n-gram draft length for single-image decoding (0: plain greedy decoding)
 
 
 @dataclass

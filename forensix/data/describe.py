@@ -455,6 +455,24 @@ def parse_verdict(text: Any) -> str | None:
     return "fake" if fake else "real"
 
 
+def phrasebook() -> list[str]:
+    """Every fixed phrase the describer writes (verdicts, op, shape and clue sentences, locations).
+
+    Used to seed the n-gram drafts of speculative decoding: a model trained on these texts
+    reuses their wording.
+
+    Example:
+        >>> "was pasted from a different image" in phrasebook()
+        True
+    """
+    phrases = [*_FAKE_VERDICTS, *_REAL_VERDICTS, *_AUTHENTIC_EXPLANATIONS, *_RETOUCH_PHRASES.values()]
+    for table in (_OP_PHRASES, _SHAPE_PHRASES, _CLUE_SENTENCES):
+        phrases += [p for options in table.values() for p in options]
+    phrases += [f"in the {cell} of the image" for cell in GRID_CELLS]
+    phrases += [f"{head} {v}" for head, vs in (("fake.", _FAKE_VERDICTS), ("real.", _REAL_VERDICTS)) for v in vs]
+    return phrases
+
+
 def parse_location(text: Any) -> list[str]:
     """Grid cells (:data:`GRID_CELLS`) named in a text, in order of first mention; never raises.
 
@@ -474,6 +492,6 @@ def parse_location(text: Any) -> list[str]:
 
 __all__ = [
     "CLUES", "GRID_CELLS", "GRANULARITIES", "clues_for", "clue_vector", "mask_cells", "location_phrase",
-    "size_phrase", "shape_phrase", "verdict", "localized_description", "explanation", "describe", "caption",
+    "size_phrase", "shape_phrase", "verdict", "localized_description", "explanation", "describe", "caption", "phrasebook",
     "parse_verdict", "parse_location",
 ]

@@ -32,7 +32,7 @@ from forensix.baselines.base import Localization
 from forensix.checkpoint import read_checkpoint, write_checkpoint
 from forensix.config import ForensixConfig, get_config
 from forensix.data.conversations import DETECTION_QUESTION, analysis_question
-from forensix.data.describe import CLUES
+from forensix.data.describe import CLUES, phrasebook
 from forensix.data.io import as_image_array
 from forensix.errors import BadCheckpointError, BadConfigError, BadImageError, BadPromptError, ForensixError
 from forensix.hooks import (
@@ -50,6 +50,7 @@ from forensix.hooks import (
 from forensix.models.analysis import Analysis
 from forensix.models.clue_head import ClueHead
 from forensix.models.fl_expert import FLExpert, mask_loss
+from forensix.models.decoding import Decoded, NGramDrafts, greedy_decode
 from forensix.models.lora import merged_lora
 from forensix.models.heads import HeadRegistry
 from forensix.models.language import answer_token_ids, load_language_model
@@ -93,6 +94,7 @@ class ForensixModel(nn.Module):
         add_output_hook_point(self.lm.get_output_embeddings(), "lm.logits")
         self.heads = HeadRegistry()
         self.lora_enabled = False
+        self.reset_draft_memory()
         self._answer_ids = answer_token_ids(self.tokenizer, ("fake", "real"))
         self._refresh_hook_points()
 
@@ -122,6 +124,15 @@ class ForensixModel(nn.Module):
             True
         """
         return list(self._hook_points)
+
+    def reset_draft_memory(self) -> None:
+        """Forget earlier answers: the n-gram drafts of single-image decoding start again from the
+        data engine's phrasebook (drafts change speed only, never the output)."""
+        n = self.config.language.draft_tokens
+        self._drafts = NGramDrafts(max_draft=n) if n > 0 else None
+        if self._drafts is not None:
+            for phrase in phrasebook():
+                self._drafts.add(self.tokenizer(" " + phrase, add_special_tokens=False)["input_ids"])
 
     # ------------------------------------------------------------------ LoRA
     def enable_lora(self) -> None:
@@ -315,45 +326,58 @@ class ForensixModel(nn.Module):
         ``p_fake``), ``tokens`` (its own unpadded :class:`TokenBatch`) and, for a single image with
         ``slot_attention``, the attention of every generated token to the image and mask slots.
         In eval mode LoRA adapters are folded into the base weights while decoding (see
-        :func:`~forensix.models.lora.merged_lora`; the weights are restored exactly afterwards).
+        :func:`~forensix.models.lora.merged_lora`; the weights are restored exactly afterwards). One
+        conversation is decoded with n-gram drafts from the prompt and this model's earlier answers
+        (:func:`~forensix.models.decoding.greedy_decode`; ``language.draft_tokens`` = 0 turns the
+        drafts off), a batch with ``transformers``' ``generate``.
         """
         clues = self.clue_text(vision["clue_logits"])
         tokens = self.tokenize(conversations, clues, add_generation_prompt=True, side="left")
         embeds = self.embed(tokens, vision)
-        records: list[torch.Tensor] = []
         if slot_attention and len(conversations) != 1:
             raise ValueError("slot attention is recorded for one image at a time")
         slots = torch.cat([tokens.image_slots[0].nonzero()[:, 0], tokens.mask_slots[0].nonzero()[:, 0]])
+        records: list[torch.Tensor] = []  # per forward pass and layer: [heads, query rows, slots]
 
         def keep_slot_rows(pattern: torch.Tensor, hook) -> None:
-            records.append(pattern[0, :, -1, slots].float().cpu())
+            records.append(pattern[0, :, :, slots].float().cpu())
 
         hooks = [("lm.layers.*.attn.pattern", keep_slot_rows)] if slot_attention else []
         backend = attention_implementation(self.lm, HOOKED_ATTENTION) if slot_attention else contextlib.nullcontext()
         fold = merged_lora(self.lm) if not self.lm.training else contextlib.nullcontext()
-        with backend, fold, add_hooks(self._hook_points, hooks):
-            out = self.lm.generate(
-                inputs_embeds=embeds, attention_mask=tokens.attention_mask.to(self.device),
-                max_new_tokens=max_new_tokens or self.config.language.max_new_tokens, do_sample=False,
-                return_dict_in_generate=True, output_logits=True, pad_token_id=self.tokenizer.pad_token_id,
-            )
+        max_new = max_new_tokens or self.config.language.max_new_tokens
         eos = self.tokenizer.eos_token_id
+        with backend, fold, add_hooks(self._hook_points, hooks):
+            if len(conversations) == 1:
+                decoded = [greedy_decode(self.lm, embeds, max_new_tokens=max_new, eos_token_id=eos,
+                                         drafts=self._drafts, prompt_ids=tokens.ids[0].tolist())]
+            else:
+                out = self.lm.generate(
+                    inputs_embeds=embeds, attention_mask=tokens.attention_mask.to(self.device), max_new_tokens=max_new,
+                    do_sample=False, return_dict_in_generate=True, output_logits=True, pad_token_id=self.tokenizer.pad_token_id,
+                )
+                decoded = [Decoded(ids=out.sequences[row].tolist(), first_logits=out.logits[0][row])
+                           for row in range(len(conversations))]
         replies = []
-        for row in range(len(conversations)):
-            ids = out.sequences[row].tolist()
-            ids = ids[: ids.index(eos)] if eos in ids else ids
-            attention = None
-            if records:
-                n_layers = len(self.lm_blocks())
-                attention = torch.stack(records).view(-1, n_layers, *records[0].shape)[: len(ids)]
+        for row, result in enumerate(decoded):
+            ids = result.ids[: result.ids.index(eos)] if eos in result.ids else result.ids
+            if self._drafts is not None:
+                self._drafts.add(ids)
             replies.append({
                 "ids": ids,
                 "text": self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
-                "first_logits": out.logits[0][row],
+                "first_logits": result.first_logits,
                 "tokens": self.tokenize([conversations[row]], clues[row : row + 1], add_generation_prompt=True),
-                "slot_attention": attention,
+                "slot_attention": self._token_slot_attention(records, result.kept_rows, len(ids)) if records else None,
             })
         return replies
+
+    def _token_slot_attention(self, records: list[torch.Tensor], kept_rows: list[slice], n_tokens: int) -> torch.Tensor:
+        """``[n_tokens, layers, heads, slots]`` from per-pass, per-layer records and the rows each pass kept."""
+        n_layers = len(self.lm_blocks())
+        passes = [torch.stack(records[i : i + n_layers]) for i in range(0, len(records), n_layers)]  # [L, H, rows, S]
+        rows = [p[:, :, keep].permute(2, 0, 1, 3) for p, keep in zip(passes, kept_rows)]
+        return torch.cat(rows)[:n_tokens]
 
     def lm_blocks(self) -> nn.ModuleList:
         from forensix.hooks import find_blocks

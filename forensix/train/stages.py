@@ -116,7 +116,7 @@ STAGES: dict[int, StageSpec] = {
         stage=2, name="mask-text alignment",
         trainable=("trace", "fusion", "prompts", "fl_expert", "mask_encoder", "clue_head", "projector"),
         losses=("mask", "clue", "lm"), mask_source="gt",
-        defaults={"tiny": StageDefaults(20, 4, 3e-3), "small": StageDefaults(120, 8, 4e-3, lm_subbatch=2),
+        defaults={"tiny": StageDefaults(20, 4, 3e-3), "small": StageDefaults(160, 8, 4e-3, lm_subbatch=2),
                   "paper": StageDefaults(8000, 32, 5e-4, lm_subbatch=8)},
     ),
     3: StageSpec(
