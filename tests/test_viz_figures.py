@@ -96,6 +96,9 @@ def test_training_curves_per_stage_and_term():
     assert {t.name for t in F.training_curves(frame).data} == {"loss", "lm"}
     mfig = F.training_curves(_history(), backend="matplotlib")
     assert [a.get_title() for a in mfig.axes] == ["stage 1", "stage 2"]
+    assert [a.get_title() for a in F.training_curves({"stage1": _history()[1]}, backend="matplotlib").axes] == ["stage1"]
+    (legend,) = mfig.legends  # one legend naming the terms of every stage
+    assert {t.get_text() for t in legend.get_texts()} == {"loss", "lm", "mask", "clue"}
 
 
 def test_metric_table_and_curves():

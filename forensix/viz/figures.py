@@ -402,6 +402,11 @@ def history_frame(histories: Any) -> pd.DataFrame:
     return long[["stage", "step", "term", "value"]].reset_index(drop=True)
 
 
+def _stage_label(stage: Any) -> str:
+    """``3`` -> ``'stage 3'``; names that already say so (``'stage3'``, a run folder) stay as they are."""
+    return str(stage) if str(stage).startswith("stage") else f"stage {stage}"
+
+
 def training_curves(histories: Any, *, title: str = "Training losses", backend: str = "plotly", log_y: bool = False):
     """One panel per stage, one line per loss term (total ``loss`` included) against the step.
 
@@ -424,7 +429,7 @@ def training_curves(histories: Any, *, title: str = "Training losses", backend: 
         from plotly.subplots import make_subplots
         import plotly.graph_objects as go
 
-        fig = make_subplots(rows=1, cols=len(stages), subplot_titles=[f"stage {s}" for s in stages], shared_yaxes=False)
+        fig = make_subplots(rows=1, cols=len(stages), subplot_titles=[_stage_label(s) for s in stages], shared_yaxes=False)
         for col, stage in enumerate(stages, start=1):
             part = long[long["stage"] == stage]
             for term in terms:
@@ -438,21 +443,21 @@ def training_curves(histories: Any, *, title: str = "Training losses", backend: 
         fig.update_yaxes(title_text="loss", type="log" if log_y else "linear")
         fig.update_layout(title=title, width=max(520, 380 * len(stages)), height=420, legend_title_text="loss term")
         return _twin(fig, training_curves, histories, title=title, log_y=log_y)
+    import matplotlib.lines
     import seaborn as sns
 
     fig, axes = _mpl_figure(1, len(stages), size=(4.2 * len(stages) + 1, 3.8))
     for i, stage in enumerate(stages):
         ax = axes[0, i]
         part = long[long["stage"] == stage]
-        sns.lineplot(data=part, x="step", y="value", hue="term", palette=colours, ax=ax, legend=i == len(stages) - 1)
-        ax.set_title(f"stage {stage}")
+        sns.lineplot(data=part, x="step", y="value", hue="term", palette=colours, ax=ax, legend=False)
+        ax.set_title(_stage_label(stage))
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
         if log_y:
             ax.set_yscale("log")
-    legend = axes[0, -1].get_legend()
-    if legend is not None:
-        legend.set_title("loss term")
+    handles = [matplotlib.lines.Line2D([], [], color=colours[t], label=t) for t in terms]  # every term of every stage
+    fig.legend(handles=handles, title="loss term", loc="outside right center", frameon=False)
     fig.suptitle(title)
     return fig
 
