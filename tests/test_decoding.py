@@ -105,3 +105,14 @@ def test_draft_memory_starts_from_the_phrasebook_and_drafts_can_be_turned_off():
     proposal = tok.decode(drafted._drafts.propose(context))
     assert proposal.startswith(" different image")
     assert drafted.analyze(image, max_new_tokens=6).generated_ids == plain.analyze(image, max_new_tokens=6).generated_ids
+
+
+def test_user_hooks_on_the_language_model_see_one_pass_per_generated_token():
+    model = ForensixModel.from_config("tiny").eval()
+    image = np.random.default_rng(3).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    first = model.analyze(image, max_new_tokens=6)  # primes the draft memory with this answer
+    analysis, cache = model.run_with_cache(image, names_filter="lm.logits", max_new_tokens=6)
+    assert analysis.generated_ids == first.generated_ids
+    records = cache["lm.logits"]
+    assert len(records) == len(analysis.generated_ids)  # the prompt pass, then one pass per later token
+    assert all(r.shape[1] == 1 for r in records[1:])

@@ -342,6 +342,9 @@ class ForensixModel(nn.Module):
         def keep_slot_rows(pattern: torch.Tensor, hook) -> None:
             records.append(pattern[0, :, :, slots].float().cpu())
 
+        # Hooks a user put on the language model see one forward pass per generated token: no drafts then.
+        user_lm_hooks = any(hp._forward_hooks for name, hp in self._hook_points.items() if name.startswith("lm."))
+        drafts = None if user_lm_hooks else self._drafts
         hooks = [("lm.layers.*.attn.pattern", keep_slot_rows)] if slot_attention else []
         backend = attention_implementation(self.lm, HOOKED_ATTENTION) if slot_attention else contextlib.nullcontext()
         fold = merged_lora(self.lm) if not self.lm.training else contextlib.nullcontext()
@@ -350,7 +353,7 @@ class ForensixModel(nn.Module):
         with backend, fold, add_hooks(self._hook_points, hooks):
             if len(conversations) == 1:
                 decoded = [greedy_decode(self.lm, embeds, max_new_tokens=max_new, eos_token_id=eos,
-                                         drafts=self._drafts, prompt_ids=tokens.ids[0].tolist())]
+                                         drafts=drafts, prompt_ids=tokens.ids[0].tolist())]
             else:
                 out = self.lm.generate(
                     inputs_embeds=embeds, attention_mask=tokens.attention_mask.to(self.device), max_new_tokens=max_new,
