@@ -60,6 +60,11 @@ class HookPoint(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    @property
+    def has_hooks(self) -> bool:
+        """True while any hook is registered here."""
+        return bool(self._forward_hooks)
+
     def add_hook(self, fn: HookFn) -> torch.utils.hooks.RemovableHandle:
         """Register ``fn(tensor, hook)``; the handle removes it."""
 

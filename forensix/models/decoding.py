@@ -44,18 +44,20 @@ class NGramDrafts:
             return
         self._sequences.append(seq)
         self._size += len(seq)
-        while self._size > self.capacity and len(self._sequences) > 1:
+        if self._size <= self.capacity or len(self._sequences) == 1:
+            self._index_sequence(len(self._sequences) - 1)
+            return
+        while self._size > self.capacity and len(self._sequences) > 1:  # drop the oldest, then index afresh
             self._size -= len(self._sequences.pop(0))
-            self._reindex()
-        k = len(self._sequences) - 1
+        self._index = {}
+        for k in range(len(self._sequences)):
+            self._index_sequence(k)
+
+    def _index_sequence(self, k: int) -> None:
+        seq = self._sequences[k]
         for size in range(2, self.n + 1):
             for end in range(size, len(seq)):
                 self._index[tuple(seq[end - size : end])] = (k, end)
-
-    def _reindex(self) -> None:
-        sequences, self._sequences, self._index, self._size = self._sequences, [], {}, 0
-        for seq in sequences:
-            self.add(seq)
 
     def propose(self, context: Sequence[int]) -> list[int]:
         """Up to ``max_draft`` tokens that followed the context's last n-gram before ([] if none)."""

@@ -94,6 +94,7 @@ class ForensixModel(nn.Module):
         add_output_hook_point(self.lm.get_output_embeddings(), "lm.logits")
         self.heads = HeadRegistry()
         self.lora_enabled = False
+        self._phrasebook_ids = [self.tokenizer(" " + p, add_special_tokens=False)["input_ids"] for p in phrasebook()]
         self.reset_draft_memory()
         self._answer_ids = answer_token_ids(self.tokenizer, ("fake", "real"))
         self._refresh_hook_points()
@@ -131,8 +132,8 @@ class ForensixModel(nn.Module):
         n = self.config.language.draft_tokens
         self._drafts = NGramDrafts(max_draft=n) if n > 0 else None
         if self._drafts is not None:
-            for phrase in phrasebook():
-                self._drafts.add(self.tokenizer(" " + phrase, add_special_tokens=False)["input_ids"])
+            for ids in self._phrasebook_ids:
+                self._drafts.add(ids)
 
     # ------------------------------------------------------------------ LoRA
     def enable_lora(self) -> None:
@@ -343,7 +344,7 @@ class ForensixModel(nn.Module):
             records.append(pattern[0, :, :, slots].float().cpu())
 
         # Hooks a user put on the language model see one forward pass per generated token: no drafts then.
-        user_lm_hooks = any(hp._forward_hooks for name, hp in self._hook_points.items() if name.startswith("lm."))
+        user_lm_hooks = any(hp.has_hooks for name, hp in self._hook_points.items() if name.startswith("lm."))
         drafts = None if user_lm_hooks else self._drafts
         hooks = [("lm.layers.*.attn.pattern", keep_slot_rows)] if slot_attention else []
         backend = attention_implementation(self.lm, HOOKED_ATTENTION) if slot_attention else contextlib.nullcontext()
@@ -375,9 +376,10 @@ class ForensixModel(nn.Module):
             })
         return replies
 
-    def _token_slot_attention(self, records: list[torch.Tensor], kept_rows: list[slice], n_tokens: int) -> torch.Tensor:
+    @staticmethod
+    def _token_slot_attention(records: list[torch.Tensor], kept_rows: list[slice], n_tokens: int) -> torch.Tensor:
         """``[n_tokens, layers, heads, slots]`` from per-pass, per-layer records and the rows each pass kept."""
-        n_layers = len(self.lm_blocks())
+        n_layers = len(records) // len(kept_rows)
         passes = [torch.stack(records[i : i + n_layers]) for i in range(0, len(records), n_layers)]  # [L, H, rows, S]
         rows = [p[:, :, keep].permute(2, 0, 1, 3) for p, keep in zip(passes, kept_rows)]
         return torch.cat(rows)[:n_tokens]
