@@ -17,17 +17,19 @@ from forensix.baselines import DETECTORS, get_detector
 from forensix.data.datasets import SyntheticImageDataset
 from forensix.evaluate import compare_detectors, evaluate_detector
 
-SEED, SIZE = 1234, 224
+SEED, SIZE = 1234, 224  # without a model; with one, its own image size
 
 
 def main(model_dir: str | None = None, n: int = 48) -> dict:
-    data = SyntheticImageDataset(split="test", size=SIZE, length=n, seed=SEED)
-    items = [data[i] for i in range(n)]
     detectors = {name: get_detector(name) for name in DETECTORS}
+    size = SIZE
     if model_dir:
         from forensix.models import ForensixModel
 
         detectors["model"] = ForensixModel.from_pretrained(model_dir)
+        size = detectors["model"].config.image_size
+    data = SyntheticImageDataset(split="test", size=size, length=n, seed=SEED)
+    items = [data[i] for i in range(n)]
     results = {name: evaluate_detector(det, items, progress=False) for name, det in detectors.items()}
     table = compare_detectors(results)
     keys = {"pixel_f1": "pixel_f1", "pixel_f1_best": "pixel_f1_best", "pixel_auroc": "pixel_auroc",
@@ -38,7 +40,7 @@ def main(model_dir: str | None = None, n: int = 48) -> dict:
         "model": model_dir,
         "model_beats_every_baseline_pixel_f1": (payload["pixel_f1"].get("model", float("nan")) > best_baseline) if model_dir else None,
         "held_out": {"split": "test", "n_images": n, "n_forged": results[next(iter(results))].summary["n_forged"],
-                     "seed": SEED, "size": SIZE},
+                     "seed": SEED, "size": size},
         "table": table.reset_index().to_dict(orient="records"),
         "seed": SEED,
     })

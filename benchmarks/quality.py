@@ -25,8 +25,9 @@ SEED, EVAL_SEED = 0, 1234
 
 def main(out: str = "runs/quality", n: int = 48, steps: dict[int, int] | None = None) -> dict:
     started = time.perf_counter()
-    samples = held_out_samples(n, 224, EVAL_SEED)
     untrained = ForensixModel.from_config("small", seed=SEED)
+    size = untrained.config.image_size
+    samples = held_out_samples(n, size, EVAL_SEED)
     stages = {"untrained": evaluate_model(untrained, samples=samples, seed=EVAL_SEED, progress=False).summary}
     train_seconds = {}
     for stage in (1, 2, 3):
@@ -39,7 +40,7 @@ def main(out: str = "runs/quality", n: int = 48, steps: dict[int, int] | None = 
     payload = {
         "stages": {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()} for name, s in stages.items()},
         "metrics": list(SUMMARY_KEYS),
-        "held_out": {"split": "test", "n_images": n, "seed": EVAL_SEED, "size": 224},
+        "held_out": {"split": "test", "n_images": n, "seed": EVAL_SEED, "size": size},
         "train_seed": SEED,
         "train_seconds_including_reuse": train_seconds,
         "command": command(),

@@ -30,7 +30,7 @@ from forensix.train import TrainConfig, TrainResult, get_stage, train_stage
 from forensix.train.loop import Callback
 
 #: Number of distinct synthetic training images per stage and preset (cycled by the step sampler).
-DATA_LENGTH = {"tiny": 32, "small": 1200, "paper": 20000}
+DATA_LENGTH = {"tiny": 32, "small": 4800, "paper": 20000}
 
 
 def stage_dir(out: str | Path, stage: int) -> Path:

@@ -260,3 +260,41 @@ def test_decoding_with_lora_folded_in_matches_the_adapter_path_and_restores_the_
     assert not any(layer.disable_adapters for layer in layers)
     for name, param in model.lm.named_parameters():
         assert torch.equal(param, before[name]), name
+
+
+def test_local_anomaly_zscores_match_a_naive_per_channel_computation():
+    from forensix.models.trace import LocalAnomaly
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 6, 7)
+    x[0, 1, 2:4, 2:4] += 5.0  # an outlying patch in one channel of one image
+    z = LocalAnomaly(3, window=3).zscores(x)
+    for b in range(2):
+        for c in range(3):
+            plane = x[b, c]
+            ref = (plane - plane.mean()) / (plane.std(correction=0) + 1e-4)
+            torch.testing.assert_close(z[b, c], ref.abs())
+            local = torch.zeros_like(ref)
+            for i in range(6):
+                for j in range(7):
+                    local[i, j] = ref[max(0, i - 1) : i + 2, max(0, j - 1) : j + 2].mean()
+            torch.testing.assert_close(z[b, 3 + c], local)
+            torch.testing.assert_close(z[b, 6 + c], local.abs())
+    assert z[0, 1, 2:4, 2:4].min() > z[0, 1].flatten().sort().values[-5]  # the patch stands out
+
+
+def test_local_anomaly_starts_as_the_identity_and_learns():
+    from forensix.models.trace import LocalAnomaly
+
+    layer = LocalAnomaly(4, window=5)
+    x = torch.rand(2, 4, 8, 8)
+    assert torch.equal(layer(x), x)
+    layer(x).square().sum().backward()
+    assert layer.mix.weight.grad.abs().sum() > 0
+
+
+def test_the_anomaly_layers_follow_the_config():
+    with_layers = ForensixModel.from_config("tiny")
+    without = ForensixModel.from_config("tiny", trace={"anomaly_window": 0})
+    count = lambda m: sum(type(x).__name__ == "LocalAnomaly" for x in m.trace.modules())  # noqa: E731
+    assert count(with_layers) == len(with_layers.config.trace.channels) - 1 and count(without) == 0

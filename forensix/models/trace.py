@@ -4,8 +4,11 @@ Our reading of ForgeryGPT's vocabulary-enhanced vision encoder: fixed SRM high-p
 learnable constrained convolution (Bayar & Stamm) expose noise residuals, and their local energy
 (log of the local variance, per SRM filter) shows where the noise level changes, the classic
 splicing cue. A small group-normalised conv encoder turns RGB + residuals + energy into features at full,
-1/2, 1/4, 1/8 and 1/16 resolution (the skip path of the FL-Expert decoder) and into tokens on the vision encoder's patch grid, fused with the
-semantic tokens.
+1/2, 1/4, 1/8 and 1/16 resolution (the skip path of the FL-Expert decoder) and into tokens on the vision
+encoder's patch grid, fused with the semantic tokens. After every downsampling stage a
+:class:`LocalAnomaly` layer (after ManTra-Net's local anomaly detection) adds how far each position's
+features, and their neighbourhood's, stand from the image's own statistics: a forged region is
+whatever differs from the rest of its image.
 
 Hook points: ``trace.residuals`` ``[B, C, H, W]``, ``trace.out`` ``[B, N, d]``.
 
@@ -90,6 +93,35 @@ def conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     )
 
 
+class LocalAnomaly(nn.Module):
+    """Adds a learned mix of per-channel z-scores against the image's own statistics, pointwise and over a window.
+
+    The mix starts at zero, so a new layer is the identity and learns how much anomaly to add.
+
+    Example:
+        >>> layer = LocalAnomaly(4, window=3)
+        >>> x = torch.rand(2, 4, 8, 8)
+        >>> torch.equal(layer(x), x), layer.zscores(x).shape
+        (True, torch.Size([2, 12, 8, 8]))
+    """
+
+    def __init__(self, channels: int, window: int) -> None:
+        super().__init__()
+        self.window = window
+        self.mix = nn.Conv2d(3 * channels, channels, 1)
+        nn.init.zeros_(self.mix.weight)
+        nn.init.zeros_(self.mix.bias)
+
+    def zscores(self, x: torch.Tensor) -> torch.Tensor:
+        """``[|z|, window mean of z, its magnitude]`` with ``z = (x - image mean) / image std`` per channel."""
+        z = (x - x.mean((2, 3), keepdim=True)) / (x.std((2, 3), correction=0, keepdim=True) + 1e-4)
+        local = F.avg_pool2d(z, self.window, stride=1, padding=self.window // 2, count_include_pad=False)
+        return torch.cat([z.abs(), local, local.abs()], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mix(self.zscores(x))
+
+
 class TraceBranch(nn.Module):
     """RGB + SRM + constrained residuals -> multi-scale features and ``width``-dimensional patch tokens."""
 
@@ -101,7 +133,10 @@ class TraceBranch(nn.Module):
         in_channels = 3 + 9 + cfg.constrained_filters + 3
         stages, cin = [], in_channels
         for i, cout in enumerate(cfg.channels):
-            stages.append(conv_block(cin, cout, stride=1 if i == 0 else 2))
+            stage = conv_block(cin, cout, stride=1 if i == 0 else 2)
+            if i > 0 and cfg.anomaly_window > 0:
+                stage.append(LocalAnomaly(cout, cfg.anomaly_window))
+            stages.append(stage)
             cin = cout
         self.stages = nn.ModuleList(stages)
         self.to_tokens = nn.Linear(cfg.channels[-1], width)
