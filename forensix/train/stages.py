@@ -116,13 +116,13 @@ STAGES: dict[int, StageSpec] = {
         stage=2, name="mask-text alignment",
         trainable=("trace", "fusion", "prompts", "fl_expert", "mask_encoder", "clue_head", "projector"),
         losses=("mask", "clue", "lm"), mask_source="gt",
-        defaults={"tiny": StageDefaults(20, 4, 3e-3), "small": StageDefaults(160, 8, 4e-3, lm_subbatch=2),
+        defaults={"tiny": StageDefaults(20, 4, 3e-3), "small": StageDefaults(120, 8, 4e-3, lm_subbatch=2),
                   "paper": StageDefaults(8000, 32, 5e-4, lm_subbatch=8)},
     ),
     3: StageSpec(
         stage=3, name="IFDL instruction tuning", trainable=("projector", "mask_encoder"), losses=("lm",),
         mask_source="predicted", lora=True,
-        defaults={"tiny": StageDefaults(20, 4, 3e-3), "small": StageDefaults(40, 4, 2e-3), "paper": StageDefaults(6000, 16, 2e-4)},
+        defaults={"tiny": StageDefaults(20, 4, 3e-3), "small": StageDefaults(30, 4, 2e-3), "paper": StageDefaults(6000, 16, 2e-4)},
     ),
 }
 
