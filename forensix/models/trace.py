@@ -114,7 +114,8 @@ class LocalAnomaly(nn.Module):
 
     def zscores(self, x: torch.Tensor) -> torch.Tensor:
         """``[|z|, window mean of z, its magnitude]`` with ``z = (x - image mean) / image std`` per channel."""
-        z = (x - x.mean((2, 3), keepdim=True)) / (x.std((2, 3), correction=0, keepdim=True) + 1e-4)
+        std, mean = torch.std_mean(x, dim=(2, 3), correction=0, keepdim=True)  # one pass over the image
+        z = (x - mean) / (std + 1e-4)
         local = F.avg_pool2d(z, self.window, stride=1, padding=self.window // 2, count_include_pad=False)
         return torch.cat([z.abs(), local, local.abs()], dim=1)
 
