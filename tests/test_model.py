@@ -122,6 +122,21 @@ def test_p_fake_is_the_two_token_softmax_of_the_logits(tiny_model):
     assert tiny_model.detect([image])[0] == pytest.approx(same_question.p_fake, abs=1e-5)
 
 
+def test_detect_reads_the_given_masks_instead_of_the_predicted_ones(tiny_model):
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    region = np.zeros((64, 64), bool)
+    region[8:30, 20:50] = True
+    given = tiny_model.detect([image, image], masks=[region, np.zeros_like(region)])
+    with torch.no_grad():
+        pixels, _ = tiny_model.preprocess([image])
+        by_hand = tiny_model._p_fake(tiny_model.encode_image(pixels, torch.from_numpy(region).float()[None, None]))
+    assert given[0] == pytest.approx(float(by_hand), abs=1e-6)
+    assert given[0] != pytest.approx(given[1], abs=1e-6)  # the mask tokens reach the verdict
+    assert tiny_model.detect([image])[0] != pytest.approx(given[0], abs=1e-6)
+    large = np.kron(image, np.ones((2, 2, 1), np.uint8))  # each mask goes with its image and is resized with it
+    assert tiny_model.detect([large], masks=[np.kron(region, np.ones((2, 2), bool))]).shape == (1,)
+
+
 def test_analyze_returns_text_mask_p_fake_and_bookkeeping(tiny_model):
     image = np.random.default_rng(1).integers(0, 255, (70, 90, 3), dtype=np.uint8)
     a = tiny_model.analyze(image)

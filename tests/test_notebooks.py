@@ -33,14 +33,29 @@ def _rel(path: Path) -> str:
 
 
 def _quick_env() -> dict[str, str]:
-    return {**os.environ, "FORENSIX_QUICK": "1", "HF_HUB_OFFLINE": "1"}
+    """Quick mode, offline, and this environment's kernels first (a ``forensix`` kernel installed for the
+    user by another checkout must not shadow the one in this checkout's ``.venv``)."""
+    own = str(Path(sys.prefix) / "share" / "jupyter")
+    jupyter_path = os.pathsep.join(p for p in (own, os.environ.get("JUPYTER_PATH", "")) if p)
+    return {**os.environ, "FORENSIX_QUICK": "1", "HF_HUB_OFFLINE": "1", "JUPYTER_PATH": jupyter_path}
 
 
-def _need_kernel() -> None:
-    from jupyter_client.kernelspec import KernelSpecManager
+def _need_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set the quick environment and check that the ``forensix`` kernel runs this interpreter."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    if KERNEL not in KernelSpecManager().find_kernel_specs():
-        pytest.skip(f"Jupyter kernel {KERNEL!r} missing: run `.venv/bin/python -m ipykernel install --user --name {KERNEL}`")
+    for key, value in _quick_env().items():
+        monkeypatch.setenv(key, value)
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL)
+    except NoSuchKernel:
+        pytest.skip(f"Jupyter kernel {KERNEL!r} missing: run `make setup` (or "
+                    f"`.venv/bin/python -m ipykernel install --sys-prefix --name {KERNEL}`)")
+    python = spec.argv[0]
+    assert os.path.abspath(python) == os.path.abspath(sys.executable), (
+        f"kernel {KERNEL!r} ({spec.resource_dir}) runs {python}, not this interpreter {sys.executable}; "
+        "reinstall it with `make setup`"
+    )
 
 
 @pytest.mark.notebook
@@ -50,9 +65,7 @@ def _need_kernel() -> None:
 def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import papermill as pm
 
-    _need_kernel()
-    for key, value in _quick_env().items():
-        monkeypatch.setenv(key, value)
+    _need_kernel(monkeypatch)
     out = tmp_path / path.name
     started = time.perf_counter()
     pm.execute_notebook(str(path), str(out), parameters={"quick": True}, kernel_name=KERNEL, cwd=str(path.parent),
@@ -91,8 +104,8 @@ def _nbval_notebooks() -> list[Path]:
 @pytest.mark.notebook
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_nbval_marked_cells() -> None:
-    _need_kernel()
+def test_nbval_marked_cells(monkeypatch: pytest.MonkeyPatch) -> None:
+    _need_kernel(monkeypatch)
     marked = _nbval_notebooks()
     assert marked, f"no notebook stores outputs for {NBVAL_MARK} cells"
     cfg = ROOT / "tests" / "nbval_sanitize.cfg"

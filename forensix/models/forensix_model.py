@@ -33,8 +33,8 @@ from forensix.checkpoint import read_checkpoint, write_checkpoint
 from forensix.config import ForensixConfig, get_config
 from forensix.data.conversations import DETECTION_QUESTION, analysis_question
 from forensix.data.describe import CLUES, phrasebook
-from forensix.data.io import as_image_array
-from forensix.errors import BadCheckpointError, BadConfigError, BadImageError, BadPromptError, ForensixError
+from forensix.data.io import as_image_array, as_mask_array
+from forensix.errors import BadCheckpointError, BadConfigError, BadImageError, BadMaskError, BadPromptError, ForensixError
 from forensix.hooks import (
     HOOKED_ATTENTION,
     Cache,
@@ -303,18 +303,43 @@ class ForensixModel(nn.Module):
         return self.p_fake_from_logits(logits[torch.arange(n), torch.tensor(tokens.lengths) - 1])
 
     @torch.no_grad()
-    def detect(self, images: Any, question: str = DETECTION_QUESTION, batch_size: int = 16) -> np.ndarray:
+    def detect(self, images: Any, question: str = DETECTION_QUESTION, batch_size: int = 16,
+               masks: Sequence[Any] | None = None) -> np.ndarray:
         """Batched ``p_fake`` for images by the FakeScope token-probability rule.
 
+        ``masks`` (one per image, each of its image's size) replace the predicted masks that the
+        mask encoder reads: ask about a region you drew, or give the true masks to see how well
+        the language model would detect with a perfect localizer.
+
         Example:
-            >>> ForensixModel.from_config("tiny").detect([np.zeros((64, 64, 3), np.uint8)] * 3).shape
+            >>> model = ForensixModel.from_config("tiny")
+            >>> model.detect([np.zeros((64, 64, 3), np.uint8)] * 3).shape
             (3,)
+            >>> model.detect([np.zeros((64, 64, 3), np.uint8)], masks=[np.eye(64, dtype=bool)]).shape
+            (1,)
         """
-        pixels, _ = self.preprocess(images)
+        pixels, sizes = self.preprocess(images)
+        regions = None if masks is None else self.preprocess_masks(masks, sizes)
         with _eval_mode(self):
-            scores = [self._p_fake(self.encode_image(pixels[i : i + batch_size]), question).cpu()
-                      for i in range(0, len(pixels), batch_size)]
+            scores = [
+                self._p_fake(self.encode_image(pixels[i : i + batch_size],
+                                               None if regions is None else regions[i : i + batch_size]), question).cpu()
+                for i in range(0, len(pixels), batch_size)
+            ]
         return torch.cat(scores).numpy()
+
+    def preprocess_masks(self, masks: Sequence[Any], sizes: Sequence[tuple[int, int]]) -> torch.Tensor:
+        """Masks, one per image of the given ``sizes``, -> ``[B, 1, S, S]`` in {0, 1} at the model's size."""
+        listed = isinstance(masks, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(masks, str)
+        if not listed or len(masks) != len(sizes):
+            got = len(masks) if listed else type(masks).__name__
+            raise BadMaskError(f"masks: expected a list of {len(sizes)} masks, one per image, got {got}")
+        size = self.config.image_size
+        resized = []
+        for i, (mask, shape) in enumerate(zip(masks, sizes)):
+            x = torch.from_numpy(as_mask_array(mask, tuple(shape), name=f"masks[{i}]")).float()[None, None]
+            resized.append(x if x.shape[-2:] == (size, size) else F.interpolate(x, size=(size, size), mode="nearest"))
+        return torch.cat(resized).to(self.device)
 
     @torch.no_grad()
     def generate_replies(
