@@ -43,10 +43,21 @@ class QualityResult:
     samples: list = field(default_factory=list)
 
     def by_operation(self) -> pd.DataFrame:
-        """Per forgery operation (and ``authentic``): image count, mean pixel F1 / AUROC and mean ``p_fake``."""
+        """Per forgery operation (and ``authentic``): image count, mean pixel F1 / AUROC, :func:`mask_top` and ``p_fake``."""
         grouped = self.rows.groupby("op")
         return pd.DataFrame({"n": grouped.size(), "pixel_f1": grouped.f1.mean(), "pixel_auroc": grouped.auroc.mean(),
-                             "p_fake": grouped.p_fake.mean()})
+                             "mask_top": grouped.mask_top.mean(), "p_fake": grouped.p_fake.mean()})
+
+
+def mask_top(probs: np.ndarray, fraction: float = 0.01) -> float:
+    """Mean of the highest ``fraction`` of mask probabilities (at least one pixel): the localizer's own detection score.
+
+    Example:
+        >>> mask_top(np.array([[0.25, 0.75], [0.5, 0.0]]), fraction=0.5)
+        0.625
+    """
+    flat = np.sort(np.asarray(probs, dtype=np.float64).ravel())
+    return float(flat[-max(1, int(len(flat) * fraction)):].mean())
 
 
 def detection_sources(model, result: QualityResult, top_fraction: float = 0.01) -> dict[str, float]:
@@ -66,13 +77,8 @@ def detection_sources(model, result: QualityResult, top_fraction: float = 0.01) 
     """
     labels = [int(s.record.is_fake) for s in result.samples]
     true_mask = model.detect([s.image for s in result.samples], masks=[s.mask for s in result.samples])
-
-    def top(probs: np.ndarray) -> float:
-        flat = np.sort(probs.ravel())
-        return float(flat[-max(1, int(len(flat) * top_fraction)):].mean())
-
     scores = {"p_fake": [a.p_fake for a in result.analyses], "p_fake_true_mask": true_mask,
-              "mask_top": [top(a.mask_probs) for a in result.analyses]}
+              "mask_top": [mask_top(a.mask_probs, top_fraction) for a in result.analyses]}
     return {name: image_metrics(values, labels)["auroc"] for name, values in scores.items()}
 
 
@@ -95,7 +101,7 @@ def evaluate_model(model, *, n: int = 48, seed: int = 1234, split: str = "test",
     rows = []
     for sample, analysis, reference in zip(samples, analyses, references):
         row = {"op": sample.record.op, "is_fake": int(sample.record.is_fake), "p_fake": analysis.p_fake,
-               "text": analysis.text, "reference": reference}
+               "mask_top": mask_top(analysis.mask_probs), "text": analysis.text, "reference": reference}
         if sample.record.is_fake:
             px = pixel_metrics(analysis.mask_probs, sample.mask)
             row.update(f1=px["f1"], iou=px["iou"], auroc=px["auroc"])
@@ -122,4 +128,4 @@ def evaluate_model(model, *, n: int = 48, seed: int = 1234, split: str = "test",
     return QualityResult(summary=summary, rows=frame, analyses=analyses, samples=samples)
 
 
-__all__ = ["SUMMARY_KEYS", "QualityResult", "detection_sources", "evaluate_model", "held_out_samples"]
+__all__ = ["SUMMARY_KEYS", "QualityResult", "detection_sources", "evaluate_model", "held_out_samples", "mask_top"]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forensix.quality import QualityResult, detection_sources
+from forensix.quality import QualityResult, detection_sources, mask_top
 
 
 class _GivenMaskModel:
@@ -47,9 +47,15 @@ def test_detection_sources_scores_each_source_on_the_same_images():
     assert n_images == 4 and [int(m.sum()) for m in masks] == [9, 9, 0, 0]  # the true masks, in order
 
 
+def test_mask_top_averages_the_highest_fraction_of_pixels():
+    probs = np.arange(200, dtype=np.float32).reshape(10, 20) / 200
+    assert mask_top(probs) == pytest.approx((199 + 198) / 2 / 200)  # 1 % of 200 pixels
+    assert mask_top(np.array([[0.3]])) == pytest.approx(0.3)  # never fewer than one pixel
+
+
 def test_by_operation_groups_the_per_image_rows():
     rows = pd.DataFrame({"op": ["splice", "splice", "authentic"], "f1": [0.2, 0.6, np.nan],
-                         "auroc": [0.7, 0.9, np.nan], "p_fake": [0.9, 0.7, 0.4]})
+                         "auroc": [0.7, 0.9, np.nan], "mask_top": [0.9, 0.5, 0.6], "p_fake": [0.9, 0.7, 0.4]})
     table = QualityResult(summary={}, rows=rows).by_operation()
-    assert table.loc["splice"].tolist() == pytest.approx([2, 0.4, 0.8, 0.8])
+    assert table.loc["splice"].tolist() == pytest.approx([2, 0.4, 0.8, 0.7, 0.8])
     assert table.loc["authentic", "n"] == 1 and np.isnan(table.loc["authentic", "pixel_f1"])
