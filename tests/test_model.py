@@ -313,4 +313,3 @@ def test_the_anomaly_layers_follow_the_config():
     without = ForensixModel.from_config("tiny", trace={"anomaly_window": 0})
     count = lambda m: sum(type(x).__name__ == "LocalAnomaly" for x in m.trace.modules())  # noqa: E731
     assert count(with_layers) == len(with_layers.config.trace.channels) - 1 and count(without) == 0
-
