@@ -40,8 +40,8 @@ def _quick_env() -> dict[str, str]:
     return {**os.environ, "FORENSIX_QUICK": "1", "HF_HUB_OFFLINE": "1", "JUPYTER_PATH": jupyter_path}
 
 
-def _need_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Set the quick environment and check that the ``forensix`` kernel runs this interpreter."""
+def _use_own_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set the quick environment; skip without a ``forensix`` kernel, fail if it runs another interpreter."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     for key, value in _quick_env().items():
@@ -65,7 +65,7 @@ def _need_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import papermill as pm
 
-    _need_kernel(monkeypatch)
+    _use_own_kernel(monkeypatch)
     out = tmp_path / path.name
     started = time.perf_counter()
     pm.execute_notebook(str(path), str(out), parameters={"quick": True}, kernel_name=KERNEL, cwd=str(path.parent),
@@ -105,7 +105,7 @@ def _nbval_notebooks() -> list[Path]:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_nbval_marked_cells(monkeypatch: pytest.MonkeyPatch) -> None:
-    _need_kernel(monkeypatch)
+    _use_own_kernel(monkeypatch)
     marked = _nbval_notebooks()
     assert marked, f"no notebook stores outputs for {NBVAL_MARK} cells"
     cfg = ROOT / "tests" / "nbval_sanitize.cfg"
