@@ -46,11 +46,10 @@ def main(out: str = "runs/quality", n: int = 48, steps: dict[int, int] | None = 
         result = evaluate_model(model, samples=samples, seed=EVAL_SEED, progress=False)
         stages[f"stage{stage}"] = {**result.summary, "train_steps": len(results[stage].history)}
         sources[f"stage{stage}"] = detection_sources(model, result)
-    by_operation = result.by_operation().reset_index()
     payload = {
         "stages": _rounded(stages),
         "image_auroc_by_source": _rounded(sources),
-        "stage3_by_operation": _rounded({row.pop("op"): row for row in by_operation.to_dict("records")}),
+        "stage3_by_operation": _rounded(result.by_operation().to_dict("index")),
         "metrics": list(SUMMARY_KEYS),
         "held_out": {"split": "test", "n_images": n, "seed": EVAL_SEED, "size": size},
         "train_seed": SEED,

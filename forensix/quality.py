@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from forensix.data.conversations import detection_answer
 from forensix.data.describe import CLUES, clue_vector
 from forensix.data.forge import ForgeryGenerator
 from forensix.metrics import bleu, clue_f1, css, image_metrics, pixel_metrics, rouge_l
+from forensix.models.mask_encoder import top_mean
 
 SUMMARY_KEYS = ("pixel_f1", "pixel_iou", "pixel_auroc", "image_acc", "image_auroc", "rouge_l", "bleu", "css", "clue_f1")
 
@@ -50,23 +52,23 @@ class QualityResult:
 
 
 def mask_top(probs: np.ndarray, fraction: float = 0.01) -> float:
-    """Mean of the highest ``fraction`` of mask probabilities (at least one pixel): the localizer's own detection score.
+    """Mean of the highest ``fraction`` of mask probabilities (at least one pixel): the localizer's own
+    detection score, the statistic the mask encoder reads (:func:`~forensix.models.mask_encoder.top_mean`).
 
     Example:
         >>> mask_top(np.array([[0.25, 0.75], [0.5, 0.0]]), fraction=0.5)
         0.625
     """
-    flat = np.sort(np.asarray(probs, dtype=np.float64).ravel())
-    return float(flat[-max(1, int(len(flat) * fraction)):].mean())
+    return float(top_mean(torch.as_tensor(np.asarray(probs, dtype=np.float64))[None], fraction))
 
 
-def detection_sources(model, result: QualityResult, top_fraction: float = 0.01) -> dict[str, float]:
+def detection_sources(model, result: QualityResult) -> dict[str, float]:
     """Image AUROC of three scores on the same images, to tell localizer errors from language-model errors.
 
     ``p_fake``: as ``analyze`` gives it (the mask encoder reads the predicted mask).
     ``p_fake_true_mask``: the same question with the true mask in its place, as with a perfect
-    localizer (``model.detect(images, masks=...)``). ``mask_top``: the localizer alone, the mean of
-    its highest ``top_fraction`` mask probabilities. A high ``p_fake_true_mask`` beside a low
+    localizer (``model.detect(images, masks=...)``). ``mask_top``: the localizer alone (the
+    per-image :func:`mask_top` of ``result.rows``). A high ``p_fake_true_mask`` beside a low
     ``mask_top`` says the language model reads the region well and the localizer is what fails.
 
     Example:
@@ -75,11 +77,9 @@ def detection_sources(model, result: QualityResult, top_fraction: float = 0.01) 
         >>> sorted(detection_sources(model, evaluate_model(model, n=4, batch_size=4, progress=False)))
         ['mask_top', 'p_fake', 'p_fake_true_mask']
     """
-    labels = [int(s.record.is_fake) for s in result.samples]
     true_mask = model.detect([s.image for s in result.samples], masks=[s.mask for s in result.samples])
-    scores = {"p_fake": [a.p_fake for a in result.analyses], "p_fake_true_mask": true_mask,
-              "mask_top": [mask_top(a.mask_probs, top_fraction) for a in result.analyses]}
-    return {name: image_metrics(values, labels)["auroc"] for name, values in scores.items()}
+    scores = {"p_fake": result.rows.p_fake, "p_fake_true_mask": true_mask, "mask_top": result.rows.mask_top}
+    return {name: image_metrics(list(values), result.rows.is_fake.tolist())["auroc"] for name, values in scores.items()}
 
 
 def held_out_samples(n: int, size: int, seed: int = 1234, split: str = "test") -> list:

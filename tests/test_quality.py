@@ -23,16 +23,15 @@ class _GivenMaskModel:
 
 
 def _result(p_fake: list[float], peaks: list[float], labels: list[int]) -> QualityResult:
-    samples, analyses = [], []
-    for p, peak, label in zip(p_fake, peaks, labels):
+    """Per-image rows as ``evaluate_model`` writes them, and the samples with their true masks."""
+    samples = []
+    for label in labels:
         mask = np.zeros((10, 10), np.uint8)
         mask[:3, :3] = label
         samples.append(SimpleNamespace(image=np.zeros((10, 10, 3), np.uint8), mask=mask,
                                        record=SimpleNamespace(is_fake=bool(label))))
-        probs = np.full((10, 10), 0.05, np.float32)
-        probs[5, 5] = peak  # the top 1 % of 100 pixels is this one pixel
-        analyses.append(SimpleNamespace(p_fake=p, mask_probs=probs))
-    return QualityResult(summary={}, rows=pd.DataFrame(), analyses=analyses, samples=samples)
+    rows = pd.DataFrame({"is_fake": labels, "p_fake": p_fake, "mask_top": peaks})
+    return QualityResult(summary={}, rows=rows, samples=samples)
 
 
 def test_detection_sources_scores_each_source_on_the_same_images():

@@ -26,14 +26,27 @@ from forensix.hooks import HookPoint
 N_STATS = 4
 
 
+def top_mean(values: torch.Tensor, fraction: float = 0.01) -> torch.Tensor:
+    """Mean of the highest ``fraction`` (at least one) of each image's values, ``[B, ...] -> [B]``.
+
+    On mask probabilities it is the localizer's own detection score, one of the mask statistics.
+
+    Example:
+        >>> top_mean(torch.tensor([[[0.25, 0.75], [0.5, 0.0]]]), fraction=0.5).tolist()
+        [0.625]
+    """
+    flat = values.flatten(1)
+    k = max(1, int(flat.shape[1] * fraction + 1e-9))  # the epsilon keeps 1100 * 0.01 at 11
+    return flat.topk(k, dim=1).values.mean(1)
+
+
 def region_features(mask: torch.Tensor, patches: torch.Tensor, grid: tuple[int, int], layout: int) -> torch.Tensor:
     """``[inside mean (d), outside mean (d), stats (4), layout grid (layout^2)]`` per image."""
     weights = F.adaptive_avg_pool2d(mask, grid).flatten(1)  # [B, N]
     inside = (weights.unsqueeze(-1) * patches).sum(1) / (weights.sum(1, keepdim=True) + 1e-4)
     outside = ((1 - weights).unsqueeze(-1) * patches).sum(1) / ((1 - weights).sum(1, keepdim=True) + 1e-4)
     flat = mask.flatten(1)
-    top = flat.topk(max(1, flat.shape[1] // 100), dim=1).values.mean(1)
-    stats = torch.stack([flat.mean(1), flat.amax(1), top, (flat > 0.5).float().mean(1)], dim=1)
+    stats = torch.stack([flat.mean(1), flat.amax(1), top_mean(flat), (flat > 0.5).float().mean(1)], dim=1)
     grid_layout = F.adaptive_avg_pool2d(mask, (layout, layout)).flatten(1)
     return torch.cat([inside, outside, stats, grid_layout], dim=1)
 
