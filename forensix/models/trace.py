@@ -74,6 +74,8 @@ def group_norm(channels: int, per_group: int = 8) -> nn.GroupNorm:
 
     Per-image statistics are the point: a region is compared with the rest of *its own* image (a
     noise level that stands out), and evaluation behaves exactly like training (no running stats).
+    BatchNorm was measured against it end to end (commit 12a6eb8, ``benchmarks/quality.py``, same
+    seed and steps): held-out pixel F1 0.306 vs 0.334, localizer image AUROC 0.60 vs 0.73.
 
     Example:
         >>> group_norm(24).num_groups, group_norm(28).num_groups, group_norm(4).num_groups
