@@ -100,7 +100,7 @@ class ForensixConfig:
     image_token_grid: int = 4
     clues_in_prompt: bool = True
     clue_threshold: float = 0.5
-    mask_threshold: float = 0.5
+    mask_threshold: float = 0.5  # chosen on validation data after stage 2 (forensix.calibration)
     seed: int = 0
 
     @property

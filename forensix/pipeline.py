@@ -7,7 +7,8 @@ Layout of an output directory::
     OUT/stage2/...           and so on
 
 A stage whose ``done.json`` matches the requested preset, seed and steps is loaded instead of
-retrained, so running the demo twice costs one training.
+retrained, so running the demo twice costs one training. ``OUT/stageN/calibration.json`` records the
+mask threshold chosen on the validation split (stage 2 on; :mod:`forensix.calibration`).
 
 Example:
     >>> import tempfile
@@ -23,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from forensix.calibration import calibrate_mask_threshold
 from forensix.config import get_config
 from forensix.data.datasets import SyntheticForgeryDataset
 from forensix.models import ForensixModel
@@ -55,14 +57,29 @@ def stage_datasets(preset: str, stage: int, size: int, seed: int) -> tuple[Synth
     return train, val
 
 
+def _calibrate(model: ForensixModel, val: SyntheticForgeryDataset, where: Path) -> bool:
+    """Set the model's mask threshold from the validation split; write ``calibration.json``; True if it changed."""
+    calibration = calibrate_mask_threshold(model, [val.sample(i) for i in range(len(val))])
+    changed = calibration.threshold != model.config.mask_threshold
+    model.config.mask_threshold = calibration.threshold
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "calibration.json").write_text(json.dumps({**calibration.to_dict(), "split": val.split}, indent=1))
+    return changed
+
+
 def train_stages(
     preset: str = "small", out: str | Path = "runs/demo", *, stages: Iterable[int] = (1, 2, 3), seed: int = 0,
     steps: dict[int, int] | None = None, batch_size: dict[int, int] | None = None, resume: bool = False,
     progress: bool = True, callbacks: Sequence[Callback] = (), model: ForensixModel | None = None,
 ) -> tuple[ForensixModel, dict[int, TrainResult]]:
-    """Train stages in order; finished stages are loaded from ``out`` instead of retrained."""
+    """Train stages in order; finished stages are loaded from ``out`` instead of retrained.
+
+    From the stage that trains the localizer (stage 2) on, the mask threshold is calibrated on the
+    stage's validation split and saved with the model (``OUT/stageN/calibration.json`` shows the choice).
+    """
     config = get_config(preset, seed=seed)
     results: dict[int, TrainResult] = {}
+    localizer_trained = False
     for stage in stages:
         spec = get_stage(stage)
         train_config = TrainConfig(
@@ -71,16 +88,21 @@ def train_stages(
         ).resolved(spec, preset)
         marker = _done_marker(preset, seed, train_config)
         where = stage_dir(out, stage)
+        localizer_trained = localizer_trained or "fl_expert" in spec.trainable
+        train, val = stage_datasets(preset, stage, config.image_size, seed)
         if finished_stage(out, stage, marker):
             model = ForensixModel.from_pretrained(where / "model")
             history = json.loads((where / "history.json").read_text())
             results[stage] = TrainResult(stage=stage, history=history["history"], validations=history["validations"], out_dir=where)
+            if localizer_trained and _calibrate(model, val, where):
+                model.save_pretrained(where / "model")
             continue
         if model is None:
             model = ForensixModel(config)
-        train, val = stage_datasets(preset, stage, config.image_size, seed)
         result = train_stage(model, spec, train, train_config, val_data=val, out_dir=where, callbacks=callbacks,
                              resume=resume, progress=progress)
+        if localizer_trained:
+            _calibrate(model, val, where)
         model.save_pretrained(where / "model")
         (where / "history.json").write_text(json.dumps({"history": result.history, "validations": result.validations}))
         (where / "done.json").write_text(json.dumps(marker))

@@ -5,7 +5,8 @@ The test split uses photos and seeds the model never trained on (see
 analysis question in one batched generation; the reference is the data engine's own answer for
 that sample (``fake. <where> <why>`` or ``real. <why>``).
 
-Metrics: pixel F1 / IoU (threshold 0.5) and AUROC averaged over forged images; image accuracy and
+Metrics: pixel F1 / IoU (at the model's ``mask_threshold``, calibrated on validation data by
+:mod:`forensix.pipeline`) and AUROC averaged over forged images; image accuracy and
 AUROC of ``p_fake``; ROUGE-L, BLEU and CSS (MiniLM cosine) of the text; micro F1 of the clues.
 :func:`detection_sources` splits detection errors between the localizer and the language model;
 :meth:`QualityResult.by_operation` breaks the scores down per forgery operation.
@@ -103,7 +104,7 @@ def evaluate_model(model, *, n: int = 48, seed: int = 1234, split: str = "test",
         row = {"op": sample.record.op, "is_fake": int(sample.record.is_fake), "p_fake": analysis.p_fake,
                "mask_top": mask_top(analysis.mask_probs), "text": analysis.text, "reference": reference}
         if sample.record.is_fake:
-            px = pixel_metrics(analysis.mask_probs, sample.mask)
+            px = pixel_metrics(analysis.mask_probs, sample.mask, threshold=analysis.threshold)
             row.update(f1=px["f1"], iou=px["iou"], auroc=px["auroc"])
         rows.append(row)
     frame = pd.DataFrame(rows)

@@ -471,6 +471,20 @@ class ForensixModel(nn.Module):
             ))
         return analyses
 
+    def mask_probabilities(self, images: Any) -> list[np.ndarray]:
+        """The localizer's forgery probability per pixel, one ``[H, W]`` float32 map per image at its own size.
+
+        Example:
+            >>> model = ForensixModel.from_config("tiny")
+            >>> [p.shape for p in model.mask_probabilities([np.zeros((48, 40, 3), np.uint8)] * 2)]
+            [(48, 40), (48, 40)]
+        """
+        with torch.no_grad(), _eval_mode(self):
+            pixels, sizes = self.preprocess(images)
+            probs = self.encode_image(pixels)["mask_logits"].sigmoid()
+        return [F.interpolate(p[None], size=size, mode="bilinear", align_corners=False)[0, 0].cpu().numpy().astype(np.float32)
+                for p, size in zip(probs, sizes)]
+
     def localize(self, image: Any) -> Localization:
         """Mask heatmap and ``p_fake`` in the common :class:`~forensix.baselines.base.Localization` form."""
         with torch.no_grad(), _eval_mode(self):

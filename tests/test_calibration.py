@@ -1,0 +1,94 @@
+"""Mask-threshold calibration on validation data, and its use in the pipeline and the evaluation."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from forensix.calibration import THRESHOLD_GRID, best_threshold, calibrate_mask_threshold
+from forensix.errors import ForensixError
+from forensix.metrics import pixel_f1
+
+
+def _square_mask(size: int = 8) -> np.ndarray:
+    mask = np.zeros((size, size), np.uint8)
+    mask[:4, :4] = 1
+    return mask
+
+
+def test_best_threshold_hand_computed():
+    gt = _square_mask()
+    # image 1: the region at 0.6, a false positive patch at 0.4, the rest 0.1
+    first = np.full((8, 8), 0.1)
+    first[:4, :4] = 0.6
+    first[6:, 6:] = 0.4  # 4 pixels
+    # image 2: the region at 0.3, nothing else
+    second = np.where(gt == 1, 0.3, 0.1)
+    result = best_threshold([first, second], [gt, gt], grid=(0.2, 0.35, 0.5, 0.7))
+    # t=0.2: image 1 predicts 16 + 4 pixels -> F1 = 32 / 36; image 2 exact -> 1
+    # t=0.35: same for image 1; image 2 predicts nothing -> 0
+    # t=0.5: image 1 exact -> 1; image 2 -> 0.   t=0.7: both nothing -> 0
+    assert result.f1_by_threshold == pytest.approx({0.2: (32 / 36 + 1) / 2, 0.35: 16 / 36, 0.5: 0.5, 0.7: 0.0})
+    assert result.threshold == 0.2 and result.n_images == 2
+
+
+def test_best_threshold_breaks_ties_towards_one_half():
+    gt = _square_mask()
+    probs = np.where(gt == 1, 0.9, 0.1)  # every threshold in (0.1, 0.9] is perfect
+    assert best_threshold([probs], [gt]).threshold == 0.5
+    low = np.where(gt == 1, 0.25, 0.1)  # perfect for 0.15..0.25: the one nearest 0.5 wins
+    assert best_threshold([low], [gt]).threshold == 0.25
+
+
+def test_best_threshold_refuses_unpaired_input():
+    with pytest.raises(ForensixError, match="same number"):
+        best_threshold([np.zeros((4, 4))], [])
+
+
+def test_calibrate_mask_threshold_scores_the_models_own_maps(tiny_model):
+    from forensix.data.forge import ForgeryGenerator
+
+    generator = ForgeryGenerator(size=64, split="val", seed=3)
+    samples = [generator.sample(i) for i in range(6)]
+    forged = [s for s in samples if s.record.is_fake]
+    result = calibrate_mask_threshold(tiny_model, samples, batch_size=4)
+    probs = tiny_model.mask_probabilities([s.image for s in forged])
+    assert result.n_images == len(forged) and result.threshold in THRESHOLD_GRID
+    for t in (0.05, 0.5, 0.95):
+        expected = np.mean([pixel_f1(p, s.mask, t) for p, s in zip(probs, forged)])
+        assert result.f1_by_threshold[t] == pytest.approx(expected)
+    assert tiny_model.config.mask_threshold == 0.5  # calibration sets nothing by itself
+
+
+def test_calibrate_mask_threshold_needs_forgeries(tiny_model):
+    authentic = SimpleNamespace(image=np.zeros((64, 64, 3), np.uint8), mask=np.zeros((64, 64), np.uint8),
+                                record=SimpleNamespace(is_fake=False))
+    with pytest.raises(ForensixError, match="no forged samples"):
+        calibrate_mask_threshold(tiny_model, [authentic])
+
+
+def test_pipeline_calibrates_from_the_localizer_stage_on(tmp_path):
+    from forensix.models import ForensixModel
+    from forensix.pipeline import train_stages
+
+    model, _ = train_stages("tiny", tmp_path, stages=(1, 2), steps={1: 1, 2: 2}, progress=False)
+    assert not (tmp_path / "stage1" / "calibration.json").exists()
+    written = json.loads((tmp_path / "stage2" / "calibration.json").read_text())
+    assert written["split"] == "val" and written["n_images"] > 0
+    assert written["mask_threshold"] == model.config.mask_threshold
+    assert max(written["f1_by_threshold"].values()) == written["f1_by_threshold"][f"{model.config.mask_threshold:.2f}"]
+    assert ForensixModel.from_pretrained(tmp_path / "stage2" / "model").config.mask_threshold == model.config.mask_threshold
+
+
+def test_evaluation_scores_the_mask_at_the_models_threshold(fresh_tiny_model):
+    from forensix.quality import evaluate_model
+
+    fresh_tiny_model.config.mask_threshold = 0.3
+    result = evaluate_model(fresh_tiny_model, n=4, batch_size=4, progress=False, seed=5)
+    forged = [(a, s) for a, s in zip(result.analyses, result.samples) if s.record.is_fake]
+    assert forged and all(a.threshold == 0.3 for a, _ in forged)
+    expected = np.mean([pixel_f1(a.mask_probs, s.mask, 0.3) for a, s in forged])
+    assert result.summary["pixel_f1"] == pytest.approx(expected)
