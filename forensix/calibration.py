@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from forensix.errors import ForensixError
 from forensix.metrics import pixel_f1
