@@ -9,7 +9,8 @@ Metrics: pixel F1 / IoU (at the model's ``mask_threshold``, calibrated on valida
 :mod:`forensix.pipeline`) and AUROC averaged over forged images; image accuracy and
 AUROC of ``p_fake``; ROUGE-L, BLEU and CSS (MiniLM cosine) of the text; micro F1 of the clues.
 :func:`detection_sources` splits detection errors between the localizer and the language model;
-:meth:`QualityResult.by_operation` breaks the scores down per forgery operation.
+:meth:`QualityResult.by_operation` breaks the scores down per forgery operation;
+:func:`change_oracle` gives the ceiling that the data itself sets.
 
 Example:
     >>> from forensix.models import ForensixModel
@@ -30,7 +31,8 @@ from tqdm.auto import tqdm
 from forensix.data.conversations import detection_answer
 from forensix.data.describe import CLUES, clue_vector
 from forensix.data.forge import ForgeryGenerator
-from forensix.metrics import bleu, clue_f1, css, image_metrics, pixel_metrics, rouge_l
+from forensix.errors import ForensixError
+from forensix.metrics import bleu, clue_f1, css, image_metrics, pixel_f1, pixel_metrics, rouge_l
 from forensix.models.mask_encoder import top_mean
 
 SUMMARY_KEYS = ("pixel_f1", "pixel_iou", "pixel_auroc", "image_acc", "image_auroc", "rouge_l", "bleu", "css", "clue_f1")
@@ -83,6 +85,31 @@ def detection_sources(model, result: QualityResult) -> dict[str, float]:
     return {name: image_metrics(list(values), result.rows.is_fake.tolist())["auroc"] for name, values in scores.items()}
 
 
+def change_oracle(samples: list, levels: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)) -> dict:
+    """Pixel F1 of a detector that sees the original: ``sample.change() > level``, mean over forged samples.
+
+    A ceiling for blind localizers on these samples: mask pixels that the manipulation barely changed
+    (a feathered edge, a blur over a flat area) are invisible to any detector. Returns the mean F1
+    per level, the best level, and the F1 per operation at that level.
+
+    Example:
+        >>> from forensix.data.forge import ForgeryGenerator
+        >>> gen = ForgeryGenerator(size=64, seed=0, p_authentic=0.0)
+        >>> oracle = change_oracle([gen.sample(i) for i in range(4)], levels=(2.0,))
+        >>> oracle["best_level"], 0.0 < oracle["pixel_f1"] <= 1.0
+        (2.0, True)
+    """
+    forged = [s for s in samples if s.record.is_fake]
+    if not forged:
+        raise ForensixError("change_oracle: no forged samples; pass samples with forgeries")
+    changes = [s.change() for s in forged]
+    scores = {level: [pixel_f1(c > level, s.mask) for c, s in zip(changes, forged)] for level in levels}
+    best = max(levels, key=lambda level: np.mean(scores[level]))
+    ops = pd.Series(scores[best], index=[s.record.op for s in forged]).groupby(level=0).mean()
+    return {"pixel_f1_by_level": {level: float(np.mean(f)) for level, f in scores.items()}, "best_level": best,
+            "pixel_f1": float(np.mean(scores[best])), "by_operation": ops.to_dict(), "n_forged": len(forged)}
+
+
 def held_out_samples(n: int, size: int, seed: int = 1234, split: str = "test") -> list:
     """``n`` synthetic samples (75% forged) from the held-out photos, deterministic in ``seed``."""
     generator = ForgeryGenerator(size=size, split=split, seed=seed)
@@ -129,4 +156,4 @@ def evaluate_model(model, *, n: int = 48, seed: int = 1234, split: str = "test",
     return QualityResult(summary=summary, rows=frame, analyses=analyses, samples=samples)
 
 
-__all__ = ["SUMMARY_KEYS", "QualityResult", "detection_sources", "evaluate_model", "held_out_samples", "mask_top"]
+__all__ = ["SUMMARY_KEYS", "QualityResult", "change_oracle", "detection_sources", "evaluate_model", "held_out_samples", "mask_top"]

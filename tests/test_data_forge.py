@@ -85,6 +85,18 @@ def test_authentic_only_postprocessed(photo):
     assert np.array_equal(s.image, apply_postprocess(photo, steps)) and s.record.postprocess == steps
 
 
+def test_change_is_the_manipulation_alone(photo):
+    steps = [{"op": "noise", "sigma": 2.0, "seed": 3}, {"op": "jpeg", "quality": 80}]
+    assert not forge(photo, "authentic", seed=0, postprocess=steps).change().any()  # post-processing cancels
+    s = forge(photo, "retouch", seed=2, kind="noise", postprocess=False)
+    expected = np.abs(s.image.astype(np.float32) - photo.astype(np.float32)).mean(axis=2)
+    np.testing.assert_allclose(s.change(), expected)
+    assert not s.change()[s.mask == 0].any() and s.change()[s.mask == 1].mean() > 1
+    s.original = None
+    with pytest.raises(ForensixError, match="no original"):
+        s.change()
+
+
 def test_forge_params_and_custom_region(photo):
     region = np.zeros((SIZE, SIZE), np.uint8)
     region[10:20, 30:50] = 1

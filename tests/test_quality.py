@@ -58,3 +58,30 @@ def test_by_operation_groups_the_per_image_rows():
     table = QualityResult(summary={}, rows=rows).by_operation()
     assert table.loc["splice"].tolist() == pytest.approx([2, 0.4, 0.8, 0.7, 0.8])
     assert table.loc["authentic", "n"] == 1 and np.isnan(table.loc["authentic", "pixel_f1"])
+
+
+class _ChangedSample:
+    """A forged sample whose ``change()`` is given."""
+
+    def __init__(self, op: str, change: np.ndarray, mask: np.ndarray) -> None:
+        self._change, self.mask, self.record = change, mask, SimpleNamespace(op=op, is_fake=op != "authentic")
+
+    def change(self) -> np.ndarray:
+        return self._change
+
+
+def test_change_oracle_hand_computed():
+    from forensix.quality import change_oracle
+
+    mask = np.zeros((4, 4), np.uint8)
+    mask[:2] = 1  # 8 pixels
+    strong = np.where(mask == 1, 10.0, 0.0)  # every masked pixel changed a lot
+    weak = np.where(mask == 1, 3.0, 0.0)
+    weak[0] = 0.5  # half of the region barely changed
+    authentic = _ChangedSample("authentic", np.zeros((4, 4)), np.zeros((4, 4), np.uint8))
+    oracle = change_oracle([_ChangedSample("splice", strong, mask), _ChangedSample("retouch", weak, mask), authentic],
+                           levels=(1.0, 4.0))
+    # level 1: splice 1, retouch 4 of 8 found -> 2*4/(4+8) = 2/3; level 4: splice 1, retouch 0
+    assert oracle["pixel_f1_by_level"] == pytest.approx({1.0: (1 + 2 / 3) / 2, 4.0: 0.5})
+    assert oracle["best_level"] == 1.0 and oracle["n_forged"] == 2
+    assert oracle["by_operation"] == pytest.approx({"retouch": 2 / 3, "splice": 1.0})
