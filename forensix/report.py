@@ -75,7 +75,7 @@ def item_html(item: ReportItem) -> str:
     panels = []
     if item.gt_mask is not None:
         panels.append(("ground truth", overlay_mask(a.image, item.gt_mask, color=(60, 220, 60))))
-    panels.append(("prediction", overlay_mask(a.image, a.mask)))
+    panels.append((f"prediction (probability ≥ {a.threshold:.2f})", overlay_mask(a.image, a.mask)))
     panels.append(("mask probability", _heat_rgb(a.mask_probs)))
     figures = "".join(
         f'<figure style="margin:2px"><img src="{png_data_uri(img)}" width="180"><figcaption>{t}</figcaption></figure>'

@@ -16,6 +16,8 @@ def test_demo_writes_a_report_with_measured_quality(tmp_path, capsys):
     assert "Held-out quality" in report and "Training curves" in report
     assert report.count("<img") >= 3 * 7, "every analysed image shows ground truth, prediction and probability"
     assert "grounding" in report and "<script" not in report and "src=\"http" not in report
+    threshold = json.loads((out / "stage3" / "calibration.json").read_text())["mask_threshold"]
+    assert f"prediction (probability ≥ {threshold:.2f})" in report, "the mask is shown at the calibrated threshold"
     quality = json.loads((out / "quality.json").read_text())
     assert set(SUMMARY_KEYS) <= set(quality) and quality["n_images"] == 8
     assert all(0.0 <= quality[k] <= 1.0 for k in SUMMARY_KEYS if not math.isnan(quality[k]))
