@@ -6,9 +6,9 @@ never used in training): pixel F1/IoU/AUROC, image accuracy/AUROC of p_fake, ROU
 and clue F1. Floors for the small preset on CPU: pixel F1 >= 0.60, image AUROC >= 0.90, CSS >= 0.70.
 Beside them: the image AUROC of p_fake with the true mask fed to the mask encoder and of the
 localizer's own top mask probabilities (``forensix.quality.detection_sources``: is it the localizer
-or the language model that misses?), stage 3's scores per forgery operation, and the ceiling the
-images themselves set (``change_oracle``: pixel F1 of thresholding how much the manipulation changed
-each pixel, which only a detector that sees the original could do).
+or the language model that misses?), stage 3's scores per forgery operation, and a reference
+ceiling from the images themselves (``change_oracle``: pixel F1 of thresholding how much the
+manipulation changed each pixel, which only a detector that sees the original could do).
 
 Run: ``.venv/bin/python -m benchmarks.quality [--out runs/quality] [--n 48] [--steps 2=600 3=150]``;
 writes ``benchmarks/results/quality.json``.
@@ -28,14 +28,11 @@ from forensix.quality import SUMMARY_KEYS, change_oracle, detection_sources, eva
 SEED, EVAL_SEED = 0, 1234
 
 
-def _rounded(table: dict[str, dict]) -> dict[str, dict]:
-    return {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for name, row in table.items()}
-
-
-def _rounded_oracle(oracle: dict) -> dict:
-    return {**oracle, "pixel_f1": round(oracle["pixel_f1"], 4),
-            "pixel_f1_by_level": {str(k): round(v, 4) for k, v in oracle["pixel_f1_by_level"].items()},
-            "by_operation": {k: round(v, 4) for k, v in oracle["by_operation"].items()}}
+def _rounded(value):
+    """Floats rounded to 4 digits at any depth of nested dicts (keys as strings, for JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _rounded(v) for k, v in value.items()}
+    return round(value, 4) if isinstance(value, float) else value
 
 
 def main(out: str = "runs/quality", n: int = 48, steps: dict[int, int] | None = None) -> dict:
@@ -58,7 +55,7 @@ def main(out: str = "runs/quality", n: int = 48, steps: dict[int, int] | None = 
         "stages": _rounded(stages),
         "image_auroc_by_source": _rounded(sources),
         "stage3_by_operation": _rounded(result.by_operation().to_dict("index")),
-        "change_oracle": _rounded_oracle(change_oracle(samples)),
+        "change_oracle": _rounded(change_oracle(samples)),
         "metrics": list(SUMMARY_KEYS),
         "held_out": {"split": "test", "n_images": n, "seed": EVAL_SEED, "size": size},
         "train_seed": SEED,

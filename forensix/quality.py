@@ -10,7 +10,7 @@ Metrics: pixel F1 / IoU (at the model's ``mask_threshold``, calibrated on valida
 AUROC of ``p_fake``; ROUGE-L, BLEU and CSS (MiniLM cosine) of the text; micro F1 of the clues.
 :func:`detection_sources` splits detection errors between the localizer and the language model;
 :meth:`QualityResult.by_operation` breaks the scores down per forgery operation;
-:func:`change_oracle` gives the ceiling that the data itself sets.
+:func:`change_oracle` gives a reference ceiling that the data itself sets.
 
 Example:
     >>> from forensix.models import ForensixModel
@@ -88,9 +88,10 @@ def detection_sources(model, result: QualityResult) -> dict[str, float]:
 def change_oracle(samples: list, levels: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)) -> dict:
     """Pixel F1 of a detector that sees the original: ``sample.change() > level``, mean over forged samples.
 
-    A ceiling for blind localizers on these samples: mask pixels that the manipulation barely changed
-    (a feathered edge, a blur over a flat area) are invisible to any detector. Returns the mean F1
-    per level, the best level, and the F1 per operation at that level.
+    A reference ceiling for blind localizers on these samples: mask pixels that the manipulation
+    barely changed (a feathered edge, a blur over a flat area) show nothing, so a detector can only
+    guess them from the shape of the changed ones. Returns the mean F1 per level, the best level,
+    and the F1 per operation at that level.
 
     Example:
         >>> from forensix.data.forge import ForgeryGenerator
