@@ -442,18 +442,17 @@ class ForensixModel(nn.Module):
             with self.hooks(watch):
                 vision = self.encode_image(pixels)
             replies = self.generate_replies(vision, [messages] * len(images), max_new_tokens, slot_attention=capture_attention)
-        probs = vision["mask_logits"].sigmoid()
+        mask_maps = _probability_maps(vision["mask_logits"], sizes)
         clue_probs = vision["clue_logits"].sigmoid().tolist()
         grid = (pixels.shape[-2] // self.vision.patch_size, pixels.shape[-1] // self.vision.patch_size)
         analyses = []
         for i, reply in enumerate(replies):
             tokens = reply["tokens"]
-            mask_probs = F.interpolate(probs[i : i + 1], size=sizes[i], mode="bilinear", align_corners=False)[0, 0]
             analyses.append(Analysis(
                 image=arrays[i],
                 question=messages[0]["content"],
                 text=reply["text"],
-                mask_probs=mask_probs.cpu().numpy(),
+                mask_probs=mask_maps[i],
                 threshold=self.config.mask_threshold,
                 p_fake=float(self.p_fake_from_logits(reply["first_logits"][None])[0]),
                 clue_probs=dict(zip(CLUES, clue_probs[i])),
@@ -481,18 +480,15 @@ class ForensixModel(nn.Module):
         """
         with torch.no_grad(), _eval_mode(self):
             pixels, sizes = self.preprocess(images)
-            probs = self.encode_image(pixels)["mask_logits"].sigmoid()
-        return [F.interpolate(p[None], size=size, mode="bilinear", align_corners=False)[0, 0].cpu().numpy().astype(np.float32)
-                for p, size in zip(probs, sizes)]
+            return _probability_maps(self.encode_image(pixels)["mask_logits"], sizes)
 
     def localize(self, image: Any) -> Localization:
         """Mask heatmap and ``p_fake`` in the common :class:`~forensix.baselines.base.Localization` form."""
         with torch.no_grad(), _eval_mode(self):
             pixels, sizes = self.preprocess(image)
             vision = self.encode_image(pixels)
-            probs = F.interpolate(vision["mask_logits"].sigmoid(), size=sizes[0], mode="bilinear", align_corners=False)
+            heatmap = _probability_maps(vision["mask_logits"], sizes)[0]
             score = float(self._p_fake(vision)[0])
-        heatmap = probs[0, 0].cpu().numpy().astype(np.float32)
         return Localization(heatmap=heatmap, mask=(heatmap >= self.config.mask_threshold).astype(np.uint8), score=score)
 
     def chat(self, image: Any) -> Conversation:
@@ -632,6 +628,13 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
     finally:
         for module, mode in modes.items():
             module.training = mode
+
+
+def _probability_maps(mask_logits: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    """``[B, 1, S, S]`` mask logits -> one float32 probability map per image, bilinearly resized to its own size."""
+    probs = mask_logits.float().sigmoid()
+    return [F.interpolate(p[None], size=size, mode="bilinear", align_corners=False)[0, 0].cpu().numpy().astype(np.float32)
+            for p, size in zip(probs, sizes)]
 
 
 def config_of(path: str | Path) -> ForensixConfig:
