@@ -4,7 +4,7 @@ Every detector (ELA, noise residual, JPEG ghost, block DCT, copy-move, and the m
 ``--model``) localizes the same held-out images (photos never used in training); the script writes
 pixel F1 (threshold 0.5 and best threshold), pixel AUROC, image AUROC and seconds per image.
 
-Run: ``.venv/bin/python -m benchmarks.baselines --model runs/demo/stage3/model [--n 48]``;
+Run: ``.venv/bin/python -m benchmarks.baselines --model runs/demo/stage3/model [--n 96]``;
 writes ``benchmarks/results/baselines.json``.
 """
 
@@ -20,7 +20,7 @@ from forensix.evaluate import compare_detectors, evaluate_detector
 SEED, SIZE = 1234, 224  # without a model; with one, its own image size
 
 
-def main(model_dir: str | None = None, n: int = 48) -> dict:
+def main(model_dir: str | None = None, n: int = 96) -> dict:
     detectors = {name: get_detector(name) for name in DETECTORS}
     size = SIZE
     if model_dir:
@@ -51,6 +51,6 @@ def main(model_dir: str | None = None, n: int = 48) -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default=None)
-    parser.add_argument("--n", type=int, default=48)
+    parser.add_argument("--n", type=int, default=96)
     args = parser.parse_args()
     print(main(args.model, args.n))

@@ -9,8 +9,11 @@ localizer's own top mask probabilities (``forensix.quality.detection_sources``: 
 or the language model that misses?), stage 3's scores per forgery operation, and a reference
 ceiling from the images themselves (``change_oracle``: pixel F1 of thresholding how much the
 manipulation changed each pixel, which only a detector that sees the original could do).
+Every score comes with a 95% bootstrap interval over the images (``interval_95``), and each stage's
+effect with a paired interval against the stage before it (``stage_effect_95``; it leaves out the
+variation that comes from which images were drawn): an interval that excludes 0 is a real change.
 
-Run: ``.venv/bin/python -m benchmarks.quality [--out runs/quality] [--n 48] [--steps 2=600 3=150]``;
+Run: ``.venv/bin/python -m benchmarks.quality [--out runs/quality] [--n 96] [--steps 2=600 3=150]``;
 writes ``benchmarks/results/quality.json``.
 """
 
@@ -19,23 +22,32 @@ from __future__ import annotations
 import argparse
 import time
 
+import pandas as pd
+
 from benchmarks._common import command, write_result
 from forensix.cli import _steps
 from forensix.models import ForensixModel
 from forensix.pipeline import train_stages
 from forensix.quality import SUMMARY_KEYS, change_oracle, detection_sources, evaluate_model, held_out_samples
 
-SEED, EVAL_SEED = 0, 1234
+SEED, EVAL_SEED, RESAMPLES = 0, 1234, 1000
 
 
 def _rounded(value):
-    """Floats rounded to 4 digits at any depth of nested dicts (keys as strings, for JSON)."""
+    """Floats rounded to 4 digits at any depth of nested dicts and lists (keys as strings, for JSON)."""
     if isinstance(value, dict):
         return {str(k): _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
     return round(value, 4) if isinstance(value, float) else value
 
 
-def main(out: str = "runs/quality", n: int = 48, steps: dict[int, int] | None = None) -> dict:
+def _spans(table: pd.DataFrame) -> dict[str, list[float]]:
+    """``{metric: [low, high]}`` from a :meth:`~forensix.quality.QualityResult.intervals` table."""
+    return {metric: [row.low, row.high] for metric, row in table.iterrows()}
+
+
+def main(out: str = "runs/quality", n: int = 96, steps: dict[int, int] | None = None) -> dict:
     started = time.perf_counter()
     untrained = ForensixModel.from_config("small", seed=SEED)
     size = untrained.config.image_size
@@ -43,21 +55,29 @@ def main(out: str = "runs/quality", n: int = 48, steps: dict[int, int] | None = 
     result = evaluate_model(untrained, samples=samples, seed=EVAL_SEED, progress=False)
     stages = {"untrained": result.summary}
     sources = {"untrained": detection_sources(untrained, result)}
-    train_seconds = {}
+    intervals = {"untrained": _spans(result.intervals(n_boot=RESAMPLES, seed=SEED))}
+    effects, train_seconds = {}, {}
     for stage in (1, 2, 3):
         t0 = time.perf_counter()
         model, results = train_stages("small", out, stages=range(1, stage + 1), seed=SEED, steps=steps, progress=False)
         train_seconds[f"stage{stage}"] = round(time.perf_counter() - t0, 1)
+        previous, name = result, f"stage{stage}"
         result = evaluate_model(model, samples=samples, seed=EVAL_SEED, progress=False)
-        stages[f"stage{stage}"] = {**result.summary, "train_steps": len(results[stage].history)}
-        sources[f"stage{stage}"] = detection_sources(model, result)
+        stages[name] = {**result.summary, "train_steps": len(results[stage].history)}
+        sources[name] = detection_sources(model, result)
+        intervals[name] = _spans(result.intervals(n_boot=RESAMPLES, seed=SEED))
+        before = "untrained" if stage == 1 else f"stage{stage - 1}"
+        effects[f"{name} - {before}"] = result.difference(previous, n_boot=RESAMPLES, seed=SEED)[["difference", "low", "high"]].to_dict("index")
     payload = {
         "stages": _rounded(stages),
+        "interval_95": _rounded(intervals),
+        "stage_effect_95": _rounded(effects),
         "image_auroc_by_source": _rounded(sources),
         "stage3_by_operation": _rounded(result.by_operation().to_dict("index")),
         "change_oracle": _rounded(change_oracle(samples)),
         "metrics": list(SUMMARY_KEYS),
         "held_out": {"split": "test", "n_images": n, "seed": EVAL_SEED, "size": size},
+        "bootstrap": {"resamples": RESAMPLES, "seed": SEED, "unit": "image", "interval": "percentile"},
         "train_seed": SEED,
         "train_seconds_including_reuse": train_seconds,
         "command": command(),
@@ -70,7 +90,7 @@ def main(out: str = "runs/quality", n: int = 48, steps: dict[int, int] | None = 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="runs/quality")
-    parser.add_argument("--n", type=int, default=48)
+    parser.add_argument("--n", type=int, default=96)
     parser.add_argument("--steps", nargs="*", metavar="STAGE=N")
     args = parser.parse_args()
     print(main(args.out, args.n, _steps(args.steps)))

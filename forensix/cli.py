@@ -18,8 +18,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from forensix.errors import ForensixError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEMO_EVAL_IMAGES = 24
 
@@ -180,20 +184,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
         with torch.no_grad():
             analysis = model.analyze(sample.image)
         items.append(ReportItem(analysis, gt_mask=sample.mask, reference=detection_answer(sample, rng), grounding=ground(analysis)))
-    table = "<table><tr>" + "".join(f"<th>{k}</th>" for k in SUMMARY_KEYS) + "</tr><tr>" + "".join(
-        f"<td>{quality.summary[k]:.3f}</td>" for k in SUMMARY_KEYS) + "</tr></table>"
+    intervals = quality.intervals(seed=args.seed)
     histories = {stage: result.history for stage, result in results.items()}
     intro = (f"Preset <b>{args.preset}</b>, seed {args.seed}: three training stages on synthetic forgeries, then "
              f"{quality.summary['n_images']} held-out images (photos and seeds never seen in training). "
              f"Training {trained - started:.0f} s, total {time.perf_counter() - started:.0f} s.")
     report = write_report(items, out / "report.html", title="forensix demo: explained forgery analysis", intro=intro,
                           figures=[("Training curves", training_curves(histories, backend="matplotlib"))],
-                          tables=[("Held-out quality", table)])
-    (out / "quality.json").write_text(json.dumps(quality.summary, indent=1))
+                          tables=[("Held-out quality", _quality_table(quality.summary, intervals))])
+    spans = {k: [round(intervals.low[k], 4), round(intervals.high[k], 4)] for k in SUMMARY_KEYS}
+    (out / "quality.json").write_text(json.dumps({**quality.summary, "interval_95": spans}, indent=1))
     for key in SUMMARY_KEYS:
-        print(f"{key:>12}: {quality.summary[key]:.3f}")
+        print(f"{key:>12}: {quality.summary[key]:.3f}  (95% interval {spans[key][0]:.3f} to {spans[key][1]:.3f})")
     print(f"report: {report}")
     return 0
+
+
+def _quality_table(summary: dict[str, float], intervals: pd.DataFrame) -> str:
+    """HTML table of the held-out metrics, with their 95% bootstrap intervals over the images below."""
+    keys = list(intervals.index)
+    head = "".join(f"<th>{k}</th>" for k in keys)
+    values = "".join(f"<td>{summary[k]:.3f}</td>" for k in keys)
+    spans = "".join(f"<td>{intervals.low[k]:.2f}–{intervals.high[k]:.2f}</td>" for k in keys)
+    return (f"<table><tr><th></th>{head}</tr><tr><th>held out</th>{values}</tr>"
+            f"<tr><th>95% interval</th>{spans}</tr></table>")
 
 
 COMMANDS = {"demo": cmd_demo, "train": cmd_train, "analyze": cmd_analyze, "explain": cmd_explain, "eval": cmd_eval}

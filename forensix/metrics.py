@@ -38,7 +38,11 @@ from torchmetrics.functional.classification import (
 
 from forensix.errors import BadMaskError, ForensixError, ModelNotAvailableError
 
+#: The held-out summary metrics, in report order (forensix.quality, forensix.bootstrap).
+SUMMARY_KEYS = ("pixel_f1", "pixel_iou", "pixel_auroc", "image_acc", "image_auroc", "rouge_l", "bleu", "css", "clue_f1")
+
 __all__ = [
+    "SUMMARY_KEYS",
     "pixel_f1",
     "pixel_iou",
     "pixel_auroc",
@@ -46,8 +50,12 @@ __all__ = [
     "pixel_metrics",
     "image_metrics",
     "rouge_l",
+    "rouge_l_scores",
     "bleu",
+    "bleu_statistics",
+    "bleu_from_statistics",
     "css",
+    "css_scores",
     "clue_f1",
     "SentenceEmbedder",
     "get_sentence_embedder",
@@ -179,19 +187,30 @@ def _refs(preds: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]]) -
     return out
 
 
+def rouge_l_scores(preds: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]]) -> np.ndarray:
+    """ROUGE-L F-measure of each prediction (LCS based; best reference), via torchmetrics.
+
+    Example:
+        >>> rouge_l_scores(["the cat sat", "a dog"], ["the cat sat on the mat", "a dog"]).round(4).tolist()
+        [0.6667, 1.0]
+    """
+    from torchmetrics.functional.text import rouge_score
+
+    targets = _refs(preds, refs)
+    return np.array(
+        [float(rouge_score([p], [t], rouge_keys="rougeL", accumulate="best")["rougeL_fmeasure"]) for p, t in zip(preds, targets)]
+    )
+
+
 def rouge_l(preds: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]]) -> float:
-    """Mean ROUGE-L F-measure (LCS based; best reference per prediction), via torchmetrics.
+    """Mean ROUGE-L F-measure over predictions (:func:`rouge_l_scores`).
 
     Example:
         >>> round(rouge_l(["the cat sat"], ["the cat sat on the mat"]), 4)
         0.6667
     """
-    from torchmetrics.text import ROUGEScore
-
-    targets = _refs(preds, refs)
-    if not preds:
-        return math.nan
-    return float(ROUGEScore(rouge_keys="rougeL", accumulate="best")(list(preds), targets)["rougeL_fmeasure"])
+    scores = rouge_l_scores(preds, refs)
+    return float(scores.mean()) if len(scores) else math.nan
 
 
 def bleu(preds: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]], n_gram: int = 4, smooth: bool = False) -> float:
@@ -210,6 +229,43 @@ def bleu(preds: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]], n_
     if not preds:
         return math.nan
     return float(BLEUScore(n_gram=n_gram, smooth=smooth)(list(preds), targets))
+
+
+def bleu_statistics(preds: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]], n_gram: int = 4) -> np.ndarray:
+    """Corpus-BLEU sufficient statistics of each prediction, ``[n, 2 * n_gram + 2]``: clipped n-gram
+    matches per order, n-gram counts per order, prediction length, reference length (torchmetrics'
+    own counts). Summed over any multiset of predictions they give that multiset's corpus BLEU
+    (:func:`bleu_from_statistics`), which is how :mod:`forensix.bootstrap` resamples BLEU.
+
+    Example:
+        >>> stats = bleu_statistics(["the cat sat on the mat"], ["the cat sat on a mat"])
+        >>> stats[0].tolist()
+        [5.0, 3.0, 2.0, 1.0, 6.0, 5.0, 4.0, 3.0, 6.0, 6.0]
+        >>> round(float(bleu_from_statistics(stats.sum(0))), 4)
+        0.5373
+    """
+    from torchmetrics.text import BLEUScore
+
+    targets = _refs(preds, refs)
+    metric = BLEUScore(n_gram=n_gram)
+    rows = []
+    for pred, target in zip(preds, targets):
+        metric.reset()
+        metric.update([pred], [target])
+        rows.append(torch.cat([metric.numerator, metric.denominator, metric.preds_len[None], metric.target_len[None]]))
+    return torch.stack(rows).double().numpy() if rows else np.zeros((0, 2 * n_gram + 2))
+
+
+def bleu_from_statistics(stats: np.ndarray) -> np.ndarray:
+    """Corpus BLEU (no smoothing, uniform weights) from summed :func:`bleu_statistics`, ``[..., 2n + 2] -> [...]``."""
+    stats = np.asarray(stats, dtype=np.float64)
+    n = (stats.shape[-1] - 2) // 2
+    matches, totals = stats[..., :n], stats[..., n : 2 * n]
+    pred_len, ref_len = stats[..., 2 * n], stats[..., 2 * n + 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        geometric = np.exp(np.log(matches / totals).mean(-1))
+        brevity = np.where(pred_len > ref_len, 1.0, np.exp(1.0 - ref_len / pred_len))
+    return np.where(matches.min(-1) > 0, brevity * geometric, 0.0)
 
 
 def _minilm_dir() -> Path:
@@ -274,25 +330,35 @@ def get_sentence_embedder(model_dir: str | None = None) -> SentenceEmbedder:
     return SentenceEmbedder(model_dir)
 
 
+def css_scores(preds: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]], model_dir: str | None = None) -> np.ndarray:
+    """Cosine of MiniLM embeddings of each prediction with its best reference.
+
+    Example:
+        >>> css_scores(["the region was pasted"], ["the region was pasted"]).round(3).tolist()  # doctest: +SKIP
+        [1.0]
+    """
+    targets = _refs(preds, refs)
+    if not preds:
+        return np.zeros(0)
+    emb = get_sentence_embedder(model_dir)
+    p = emb.encode(list(preds))
+    r = emb.encode([r for rs in targets for r in rs])
+    sims, k = [], 0
+    for i, rs in enumerate(targets):
+        sims.append(float(np.max(r[k : k + len(rs)] @ p[i])))
+        k += len(rs)
+    return np.array(sims)
+
+
 def css(preds: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]], model_dir: str | None = None) -> float:
-    """Cosine semantic similarity: mean cosine of MiniLM embeddings (best reference per prediction).
+    """Cosine semantic similarity: mean of :func:`css_scores` (best reference per prediction).
 
     Example:
         >>> round(css(["the region was pasted"], ["the region was pasted"]), 3)  # doctest: +SKIP
         1.0
     """
-    targets = _refs(preds, refs)
-    if not preds:
-        return math.nan
-    emb = get_sentence_embedder(model_dir)
-    p = emb.encode(list(preds))
-    flat = [r for rs in targets for r in rs]
-    r = emb.encode(flat)
-    sims, k = [], 0
-    for i, rs in enumerate(targets):
-        sims.append(float(np.max(r[k : k + len(rs)] @ p[i])))
-        k += len(rs)
-    return float(np.mean(sims))
+    scores = css_scores(preds, refs, model_dir)
+    return float(scores.mean()) if len(scores) else math.nan
 
 
 def clue_f1(pred_multi_hot: np.ndarray, true_multi_hot: np.ndarray) -> float:

@@ -10,6 +10,8 @@ Metrics: pixel F1 / IoU (at the model's ``mask_threshold``, calibrated on valida
 AUROC of ``p_fake``; ROUGE-L, BLEU and CSS (MiniLM cosine) of the text; micro F1 of the clues.
 :func:`detection_sources` splits detection errors between the localizer and the language model;
 :meth:`QualityResult.by_operation` breaks the scores down per forgery operation;
+:meth:`QualityResult.intervals` and :meth:`QualityResult.difference` say how sure each score is
+(bootstrap over the images, :mod:`forensix.bootstrap`);
 :func:`change_oracle` gives a reference ceiling that the data itself sets.
 
 Example:
@@ -28,14 +30,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from forensix.bootstrap import bootstrap_intervals, clue_rows, paired_differences
 from forensix.data.conversations import detection_answer
 from forensix.data.describe import CLUES, clue_vector
 from forensix.data.forge import ForgeryGenerator
 from forensix.errors import ForensixError
-from forensix.metrics import bleu, clue_f1, css, image_metrics, pixel_f1, pixel_metrics, rouge_l
+from forensix.metrics import SUMMARY_KEYS, bleu, clue_f1, css_scores, image_metrics, pixel_f1, pixel_metrics, rouge_l_scores
 from forensix.models.mask_encoder import top_mean
-
-SUMMARY_KEYS = ("pixel_f1", "pixel_iou", "pixel_auroc", "image_acc", "image_auroc", "rouge_l", "bleu", "css", "clue_f1")
 
 
 @dataclass
@@ -46,6 +47,15 @@ class QualityResult:
     rows: pd.DataFrame
     analyses: list = field(default_factory=list)
     samples: list = field(default_factory=list)
+
+    def intervals(self, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+        """Each summary metric with a bootstrap interval over the images (:func:`forensix.bootstrap.bootstrap_intervals`)."""
+        return bootstrap_intervals(self.rows, n_boot=n_boot, level=level, seed=seed)
+
+    def difference(self, baseline: QualityResult, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+        """This result minus ``baseline`` (same images) per metric, with a paired bootstrap interval
+        (:func:`forensix.bootstrap.paired_differences`)."""
+        return paired_differences(self.rows, baseline.rows, n_boot=n_boot, level=level, seed=seed)
 
     def by_operation(self) -> pd.DataFrame:
         """Per forgery operation (and ``authentic``): image count, mean pixel F1 / AUROC, :func:`mask_top` and ``p_fake``."""
@@ -127,6 +137,9 @@ def evaluate_model(model, *, n: int = 48, seed: int = 1234, split: str = "test",
         analyses.extend(model.analyze_batch([s.image for s in chunk]))
     rng = np.random.default_rng(seed)
     references = [detection_answer(s, rng) for s in samples]
+    texts = [a.text for a in analyses]
+    predicted = np.array([[a.clue_probs[c] >= a.clue_threshold for c in CLUES] for a in analyses], dtype=np.float32)
+    truth = np.stack([clue_vector(s.record) for s in samples])
     rows = []
     for sample, analysis, reference in zip(samples, analyses, references):
         row = {"op": sample.record.op, "is_fake": int(sample.record.is_fake), "p_fake": analysis.p_fake,
@@ -136,20 +149,19 @@ def evaluate_model(model, *, n: int = 48, seed: int = 1234, split: str = "test",
             row.update(f1=px["f1"], iou=px["iou"], auroc=px["auroc"])
         rows.append(row)
     frame = pd.DataFrame(rows)
+    frame["rouge_l"], frame["css"] = rouge_l_scores(texts, references), css_scores(texts, references)
+    frame = frame.join(clue_rows(predicted, truth))
     forged = frame[frame.is_fake == 1]
     images = image_metrics(frame.p_fake.tolist(), frame.is_fake.tolist())
-    predicted = np.array([[a.clue_probs[c] >= a.clue_threshold for c in CLUES] for a in analyses], dtype=np.float32)
-    truth = np.stack([clue_vector(s.record) for s in samples])
-    texts = [a.text for a in analyses]
     summary = {
         "pixel_f1": float(forged.f1.mean()),
         "pixel_iou": float(forged.iou.mean()),
         "pixel_auroc": float(forged.auroc.mean()),
         "image_acc": float(images["accuracy"]),
         "image_auroc": float(images["auroc"]),
-        "rouge_l": float(rouge_l(texts, references)),
+        "rouge_l": float(frame.rouge_l.mean()),
         "bleu": float(bleu(texts, references)),
-        "css": float(css(texts, references)),
+        "css": float(frame.css.mean()),
         "clue_f1": float(clue_f1(predicted, truth)),
         "n_images": len(samples),
         "n_forged": int(len(forged)),

@@ -21,6 +21,9 @@ def test_demo_writes_a_report_with_measured_quality(tmp_path, capsys):
     quality = json.loads((out / "quality.json").read_text())
     assert set(SUMMARY_KEYS) <= set(quality) and quality["n_images"] == 8
     assert all(0.0 <= quality[k] <= 1.0 for k in SUMMARY_KEYS if not math.isnan(quality[k]))
+    low, high = quality["interval_95"]["pixel_f1"]  # bootstrap over the held-out images
+    assert low <= quality["pixel_f1"] + 1e-9 and quality["pixel_f1"] <= high + 1e-9
+    assert "95% interval" in report
     printed = capsys.readouterr().out
     assert "report:" in printed and "pixel_f1" in printed
 

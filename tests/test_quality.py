@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forensix.quality import QualityResult, detection_sources, mask_top
+from forensix.quality import SUMMARY_KEYS, QualityResult, detection_sources, mask_top
 
 
 class _GivenMaskModel:
@@ -85,3 +85,15 @@ def test_change_oracle_hand_computed():
     assert oracle["pixel_f1_by_level"] == pytest.approx({1.0: (1 + 2 / 3) / 2, 4.0: 0.5})
     assert oracle["best_level"] == 1.0 and oracle["n_forged"] == 2
     assert oracle["by_operation"] == pytest.approx({"retouch": 2 / 3, "splice": 1.0})
+
+
+def test_intervals_of_an_evaluation_centre_on_its_summary(tiny_model):
+    from forensix.quality import evaluate_model
+
+    result = evaluate_model(tiny_model, n=8, batch_size=8, progress=False, seed=3)
+    table = result.intervals(n_boot=200)
+    assert list(table.index) == list(SUMMARY_KEYS)  # every summary metric gets an interval
+    for metric in SUMMARY_KEYS:  # the bootstrap's own arithmetic agrees with the torchmetrics summary
+        assert table.loc[metric, "value"] == pytest.approx(result.summary[metric], abs=1e-6, nan_ok=True), metric
+    same = result.difference(result, n_boot=50)
+    assert np.allclose(same[["difference", "low", "high"]].to_numpy(), 0.0, equal_nan=True)

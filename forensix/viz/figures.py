@@ -286,7 +286,7 @@ def token_attribution_text(tokens: Sequence[str], scores: Any, *, title: str = "
     """Tokens on a red (positive) / blue (negative) background by score: IPython ``HTML`` or a matplotlib figure.
 
     Example:
-        >>> token_attribution_text(["a", "b"], [1.0, -0.5]).data.count("<span")
+        >>> token_attribution_text(["a", "b"], [1.0, -0.5]).data.count("<span title=")  # one per token
         2
     """
     _check_backend(backend, ("html", "matplotlib"))

@@ -1,0 +1,185 @@
+"""How sure is a held-out score? Bootstrap intervals over images, and paired differences of two models.
+
+The held-out images are resampled with replacement ``n_boot`` times (seeded), and every metric of
+:data:`~forensix.metrics.SUMMARY_KEYS` is recomputed on each resample from the per-image rows of
+:func:`~forensix.quality.evaluate_model`: means of the per-image pixel F1 / IoU / AUROC (forged
+images), ROUGE-L and CSS; image accuracy; image AUROC as the Mann-Whitney statistic of ``p_fake``
+(ties count one half, which is what the trapezoidal ROC area gives); micro clue F1 from summed
+true/false positives and false negatives; corpus BLEU from summed n-gram statistics. Intervals are
+percentile intervals. :func:`paired_differences` applies the *same* resamples to two models scored on
+the same images, so the interval of a difference leaves out the variation both share (which images
+were drawn), the way to tell whether a new prompt, head or training stage really changed a score.
+
+Example:
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"is_fake": [1, 1, 0, 0], "p_fake": [0.9, 0.6, 0.4, 0.7], "f1": [0.5, 0.7, None, None]})
+    >>> table = bootstrap_intervals(rows, n_boot=200, seed=0)
+    >>> table.loc[["image_auroc", "pixel_f1"], "value"].tolist()
+    [0.75, 0.6]
+    >>> bool(table.loc["pixel_f1", "low"] <= 0.6 <= table.loc["pixel_f1", "high"])
+    True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from forensix.errors import ForensixError
+from forensix.metrics import SUMMARY_KEYS, bleu_from_statistics, bleu_statistics
+
+_PIXEL_COLUMNS = {"pixel_f1": "f1", "pixel_iou": "iou", "pixel_auroc": "auroc"}
+_SAMPLE_COLUMNS = ("op", "is_fake", "reference")
+
+
+def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """How often each of ``n`` items is drawn in each of ``n_boot`` resamples, ``[n_boot, n]``.
+
+    Example:
+        >>> resample_counts(5, 3, seed=0).sum(axis=1).tolist()
+        [5, 5, 5]
+    """
+    if n < 1 or n_boot < 1:
+        raise ForensixError(f"resample_counts: need n >= 1 and n_boot >= 1, got n={n}, n_boot={n_boot}")
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)
+
+
+def _weighted_mean(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` under each row of ``counts``; ``nan`` where a row draws none of them."""
+    total = counts.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, counts @ values / np.maximum(total, 1), np.nan)
+
+
+def _auroc(counts: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Mann-Whitney AUROC under each row of ``counts``: P(score of a fake > score of a real), ties 1/2."""
+    pos, neg = labels == 1, labels == 0
+    wins = (scores[pos, None] > scores[None, neg]) + 0.5 * (scores[pos, None] == scores[None, neg])
+    c_pos, c_neg = counts[:, pos], counts[:, neg]
+    pairs = c_pos.sum(axis=1) * c_neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs > 0, np.einsum("bi,ij,bj->b", c_pos, wins, c_neg) / np.maximum(pairs, 1), np.nan)
+
+
+def _micro_f1(counts: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """Micro F1 from per-item counts (1.0 where nothing is predicted or true, as :func:`~forensix.metrics.clue_f1`)."""
+    t, p, n = counts @ tp, counts @ fp, counts @ fn
+    denominator = 2 * t + p + n
+    return np.where(denominator > 0, 2 * t / np.maximum(denominator, 1), 1.0)
+
+
+def metric_draws(rows: pd.DataFrame, counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Every metric that ``rows`` has the columns for, under each resample row of ``counts`` ``[B, n]``.
+
+    Columns read: ``is_fake`` with ``f1``/``iou``/``auroc`` (forged rows) and ``p_fake``; ``rouge_l``, ``css``;
+    ``text`` with ``reference`` (BLEU); ``clue_tp``/``clue_fp``/``clue_fn`` (:func:`clue_rows`).
+
+    Example:
+        >>> rows = pd.DataFrame({"is_fake": [1, 0], "p_fake": [0.8, 0.3]})
+        >>> metric_draws(rows, np.array([[1, 1], [2, 0]]))["image_acc"].tolist()
+        [1.0, 1.0]
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim != 2 or counts.shape[1] != len(rows):
+        raise ForensixError(f"counts: expected [n_boot, {len(rows)}] for {len(rows)} rows, got {counts.shape}")
+    labels = rows["is_fake"].to_numpy(dtype=int) if "is_fake" in rows else None
+    draws: dict[str, np.ndarray] = {}
+    for metric, column in _PIXEL_COLUMNS.items():
+        if column in rows and labels is not None:
+            values = rows[column].to_numpy(dtype=np.float64)
+            keep = (labels == 1) & np.isfinite(values)
+            draws[metric] = _weighted_mean(counts[:, keep], values[keep])
+    if "p_fake" in rows and labels is not None:
+        scores = rows["p_fake"].to_numpy(dtype=np.float32)  # the precision image_metrics scores in
+        draws["image_acc"] = _weighted_mean(counts, ((scores >= 0.5) == (labels == 1)).astype(np.float64))
+        draws["image_auroc"] = _auroc(counts, scores, labels)
+    for metric in ("rouge_l", "css"):
+        if metric in rows:
+            draws[metric] = _weighted_mean(counts, rows[metric].to_numpy(dtype=np.float64))
+    if "text" in rows and "reference" in rows:
+        stats = bleu_statistics(rows["text"].tolist(), rows["reference"].tolist())
+        draws["bleu"] = bleu_from_statistics(counts @ stats)
+    if {"clue_tp", "clue_fp", "clue_fn"} <= set(rows):
+        draws["clue_f1"] = _micro_f1(counts, *(rows[c].to_numpy(dtype=np.float64) for c in ("clue_tp", "clue_fp", "clue_fn")))
+    if not draws:
+        raise ForensixError(
+            f"rows: no metric can be computed from the columns {list(rows.columns)}; pass the rows of "
+            "forensix.quality.evaluate_model (result.rows) or columns as listed in metric_draws"
+        )
+    return {m: draws[m] for m in SUMMARY_KEYS if m in draws}
+
+
+def clue_rows(predicted: np.ndarray, truth: np.ndarray) -> pd.DataFrame:
+    """Per-image clue counts ``clue_tp``, ``clue_fp``, ``clue_fn`` from multi-hot ``[n, n_clues]`` arrays.
+
+    Example:
+        >>> clue_rows(np.array([[1, 0, 1]]), np.array([[1, 1, 0]])).iloc[0].tolist()
+        [1.0, 1.0, 1.0]
+    """
+    p, t = np.atleast_2d(np.asarray(predicted, dtype=np.float64)), np.atleast_2d(np.asarray(truth, dtype=np.float64))
+    if p.shape != t.shape:
+        raise ForensixError(f"clue predictions {p.shape} and targets {t.shape} must have the same shape")
+    return pd.DataFrame({"clue_tp": (p * t).sum(1), "clue_fp": (p * (1 - t)).sum(1), "clue_fn": ((1 - p) * t).sum(1)})
+
+
+def _interval(draws: np.ndarray, level: float) -> tuple[float, float]:
+    finite = draws[np.isfinite(draws)]
+    if not len(finite):
+        return np.nan, np.nan
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise ForensixError(f"level={level}: give the interval's coverage as a fraction, e.g. 0.95")
+
+
+def bootstrap_intervals(rows: pd.DataFrame, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Each metric's value on all rows and its percentile interval over ``n_boot`` resamples of the rows.
+
+    Returns a frame indexed by metric with columns ``value``, ``low``, ``high``.
+    See the module docstring for an example.
+    """
+    _check_level(level)
+    everything = metric_draws(rows, np.ones((1, len(rows))))
+    draws = metric_draws(rows, resample_counts(len(rows), n_boot, seed))
+    table = {m: (float(everything[m][0]), *_interval(draws[m], level)) for m in draws}
+    return pd.DataFrame.from_dict(table, orient="index", columns=["value", "low", "high"])
+
+
+def paired_differences(
+    rows: pd.DataFrame, baseline: pd.DataFrame, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """``rows`` minus ``baseline`` per metric, both scored on the same images, with a paired bootstrap interval.
+
+    Returns a frame indexed by metric with columns ``value``, ``baseline``, ``difference``, ``low``,
+    ``high``: an interval that excludes 0 says the change is larger than what the choice of images explains.
+
+    Example:
+        >>> a = pd.DataFrame({"is_fake": [1, 1, 0, 0], "f1": [0.5, 0.7, None, None]})
+        >>> b = pd.DataFrame({"is_fake": [1, 1, 0, 0], "f1": [0.2, 0.3, None, None]})
+        >>> paired_differences(a, b, n_boot=100).loc["pixel_f1", ["difference", "low"]].round(2).tolist()
+        [0.35, 0.3]
+    """
+    _check_level(level)
+    shared = [c for c in _SAMPLE_COLUMNS if c in rows and c in baseline]
+    if len(rows) != len(baseline) or any(not rows[c].reset_index(drop=True).equals(baseline[c].reset_index(drop=True)) for c in shared):
+        raise ForensixError(
+            f"paired_differences: the two results were scored on different images ({len(rows)} vs {len(baseline)} rows, "
+            f"compared on {shared}); evaluate both models on the same samples (evaluate_model(..., samples=...))"
+        )
+    ones = np.ones((1, len(rows)))
+    counts = resample_counts(len(rows), n_boot, seed)
+    value, base = metric_draws(rows, ones), metric_draws(baseline, ones)
+    ours, theirs = metric_draws(rows, counts), metric_draws(baseline, counts)
+    table = {
+        m: (float(value[m][0]), float(base[m][0]), float(value[m][0] - base[m][0]), *_interval(ours[m] - theirs[m], level))
+        for m in ours if m in theirs
+    }
+    return pd.DataFrame.from_dict(table, orient="index", columns=["value", "baseline", "difference", "low", "high"])
+
+
+__all__ = ["bootstrap_intervals", "clue_rows", "metric_draws", "paired_differences", "resample_counts"]
