@@ -186,11 +186,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         items.append(ReportItem(analysis, gt_mask=sample.mask, reference=detection_answer(sample, rng), grounding=ground(analysis)))
     intervals = quality.intervals(seed=args.seed)
     histories = {stage: result.history for stage, result in results.items()}
+    validations = {stage: result.validations for stage, result in results.items()}
     intro = (f"Preset <b>{args.preset}</b>, seed {args.seed}: three training stages on synthetic forgeries, then "
              f"{quality.summary['n_images']} held-out images (photos and seeds never seen in training). "
              f"Training {trained - started:.0f} s, total {time.perf_counter() - started:.0f} s.")
     report = write_report(items, out / "report.html", title="forensix demo: explained forgery analysis", intro=intro,
-                          figures=[("Training curves", training_curves(histories, backend="matplotlib"))],
+                          figures=[("Training curves", training_curves(histories, validations=validations, backend="matplotlib"))],
                           tables=[("Held-out quality", _quality_table(quality.summary, intervals))])
     spans = {k: [round(intervals.low[k], 4), round(intervals.high[k], 4)] for k in SUMMARY_KEYS}
     (out / "quality.json").write_text(json.dumps({**quality.summary, "interval_95": spans}, indent=1))

@@ -84,10 +84,24 @@ def test_callbacks_and_validation_fire():
     data = SyntheticForgeryDataset(stage=2, size=64, length=8, seed=0)
     val = SyntheticForgeryDataset(stage=2, split="val", size=64, length=4, seed=0)
     events = []
-    train_stage(model, 2, data, TrainConfig(steps=4, batch_size=2, val_every=2, val_batches=1), val_data=val,
-                callbacks=[lambda event, record: events.append(event)], progress=False)
+    result = train_stage(model, 2, data, TrainConfig(steps=5, batch_size=2, val_every=2, val_batches=1), val_data=val,
+                         callbacks=[lambda event, record: events.append(event)], progress=False)
     assert events[0] == "start" and events[-1] == "end"
-    assert events.count("step") == 4 and events.count("validation") == 2
+    assert events.count("step") == 5 and events.count("validation") == 4
+    assert [v["step"] for v in result.validations] == [0, 2, 4, 5]  # before training, on schedule, after the last step
+
+
+def test_validation_leaves_the_training_path_unchanged():
+    data = SyntheticForgeryDataset(stage=2, size=64, length=8, seed=0)
+    val = SyntheticForgeryDataset(stage=2, split="val", size=64, length=4, seed=0)
+    losses = []
+    for val_every in (0, 1):
+        torch.manual_seed(0)
+        model = ForensixModel.from_config("tiny")
+        result = train_stage(model, 2, data, TrainConfig(steps=3, batch_size=2, val_every=val_every, val_batches=1),
+                             val_data=val, progress=False)
+        losses.append([r["loss"] for r in result.history])
+    assert losses[0] == losses[1]
 
 
 def test_pipeline_reuses_finished_stages(tmp_path):
@@ -100,3 +114,23 @@ def test_pipeline_reuses_finished_stages(tmp_path):
     assert results2[2].history == results[2].history
     for key, value in model.trainable_state().items():
         assert torch.equal(value, again.trainable_state()[key])
+
+
+def test_validation_losses_score_any_model_on_a_stage_and_restore_its_modes():
+    from forensix.train import validation_losses
+
+    data = SyntheticForgeryDataset(stage=2, size=64, length=8, seed=0)
+    val = SyntheticForgeryDataset(stage=2, split="val", size=64, length=4, seed=0)
+    torch.manual_seed(0)
+    model = ForensixModel.from_config("tiny")
+    before = validation_losses(model, 2, val, batches=1, batch_size=2)
+    model.train()
+    model.lm.eval()  # a mixed state, as a stage leaves it
+    result = train_stage(model, 2, data, TrainConfig(steps=2, batch_size=2, val_every=2, val_batches=1), val_data=val,
+                         progress=False)
+    assert result.validations[0] == {"step": 0, **before}  # the trainer's first validation is the untrained model's
+    model.train()
+    model.lm.eval()
+    after = validation_losses(model, 2, val, batches=1, batch_size=2)
+    assert after == {k: v for k, v in result.validations[-1].items() if k != "step"}
+    assert model.training and model.trace.training and not model.lm.training  # modes as they were

@@ -101,6 +101,23 @@ def test_training_curves_per_stage_and_term():
     assert {t.get_text() for t in legend.get_texts()} == {"loss", "lm", "mask", "clue"}
 
 
+def test_training_curves_mark_each_stages_validations_in_its_terms_colours():
+    validations = {1: [{"step": 0, "val_loss": 3.0, "val_lm": 3.0}, {"step": 2, "val_loss": 2.0, "val_lm": 2.0}],
+                   2: [{"step": 0, "val_loss": 5.0, "val_mask": 1.0}]}
+    fig = F.training_curves(_history(), validations=validations)
+    dotted = {(t.xaxis, t.name): t for t in fig.data if t.line.dash == "dot"}
+    assert set(dotted) == {("x", "loss (validation)"), ("x", "lm (validation)"), ("x2", "loss (validation)"),
+                           ("x2", "mask (validation)")}
+    assert list(dotted[("x", "lm (validation)")].x) == [0, 2] and list(dotted[("x", "lm (validation)")].y) == [3.0, 2.0]
+    solid = {t.name: t.line.color for t in fig.data if t.line.dash is None}
+    assert dotted[("x2", "mask (validation)")].line.color == solid["mask"]  # a term keeps its colour
+    assert sum(t.showlegend is not False for t in fig.data if t.name == "loss (validation)") == 1
+    mfig = F.training_curves(_history(), validations=validations, backend="matplotlib")
+    assert [len(a.lines) for a in mfig.axes] == [2 + 2, 4 + 2]  # training lines, then one dotted line per validated term
+    (legend,) = mfig.legends
+    assert "validation" in {t.get_text() for t in legend.get_texts()}
+
+
 def test_metric_table_and_curves():
     df = pd.DataFrame({"f1": [0.51234, 0.6], "auc": [0.7, 0.8]}, index=pd.Index(["ela", "forensix"], name="detector"))
     table = F.metric_table(df)

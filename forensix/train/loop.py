@@ -159,6 +159,40 @@ def _restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None
     random.setstate(_tuplify(meta["python"]))
 
 
+@torch.no_grad()
+def validation_losses(model: nn.Module, stage: int | StageSpec, data, *, batches: int = 4, batch_size: int = 8,
+                      seed: int = 0, lm_subbatch: int | None = None) -> dict[str, float]:
+    """A stage's own losses on ``batches`` fixed batches of ``data``, in eval mode: ``val_loss`` (their sum)
+    and ``val_<term>`` per loss term. Any model can be scored on any stage's objective, e.g. before and
+    after the stage trained it. The batches depend only on ``seed``; every module's mode is restored.
+
+    Example:
+        >>> from forensix.models import ForensixModel
+        >>> from forensix.data import SyntheticForgeryDataset
+        >>> val = SyntheticForgeryDataset(stage=2, split="val", size=64, length=4)
+        >>> sorted(validation_losses(ForensixModel.from_config("tiny"), 2, val, batches=1, batch_size=2))
+        ['val_clue', 'val_lm', 'val_loss', 'val_mask']
+    """
+    from forensix.data.datasets import collate_samples
+
+    spec = stage if isinstance(stage, StageSpec) else get_stage(stage)
+    if len(data) == 0:
+        raise TrainingError(f"stage {spec.stage}: the validation dataset is empty; pass a dataset with at least one sample")
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    sums: dict[str, float] = {}
+    try:
+        for i in range(batches):
+            batch = collate_samples([data[j] for j in step_indices(seed, 10_000_000 + i, batch_size, len(data))])
+            out = model(batch, losses=spec.losses, mask_source=spec.mask_source, lm_subbatch=lm_subbatch)
+            for key, value in out["losses"].items():
+                sums[key] = sums.get(key, 0.0) + value.item() / batches
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    return {"val_loss": sum(sums.values()), **{f"val_{k}": v for k, v in sums.items()}}
+
+
 class Trainer:
     """Runs one stage on a model; see :func:`train_stage` for the one-call form."""
 
@@ -233,18 +267,17 @@ class Trainer:
         self.step += 1
         return record
 
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Mean losses over ``val_batches`` fixed validation batches, in eval mode."""
-        self.raw_model.eval()
-        sums: dict[str, float] = {}
-        for i in range(self.config.val_batches):
-            batch = self._batch(self.val_data, 10_000_000 + i, self.config.batch_size)
-            out = self.raw_model(batch, losses=self.spec.losses, mask_source=self.spec.mask_source,
-                                 lm_subbatch=self.config.lm_subbatch)
-            for key, value in out["losses"].items():
-                sums[key] = sums.get(key, 0.0) + value.item() / self.config.val_batches
-        return {"step": self.step, "val_loss": sum(sums.values()), **{f"val_{k}": v for k, v in sums.items()}}
+        """Mean losses over ``val_batches`` fixed validation batches (:func:`validation_losses`)."""
+        c = self.config
+        losses = validation_losses(self.raw_model, self.spec, self.val_data, batches=c.val_batches,
+                                   batch_size=c.batch_size, seed=c.seed, lm_subbatch=c.lm_subbatch)
+        return {"step": self.step, **losses}
+
+    def _record_validation(self) -> None:
+        val = self.validate()
+        self.result.validations.append(val)
+        self._emit("validation", val)
 
     def save_checkpoint(self) -> Path:
         """Weights, optimizer, scheduler, RNG and history at the current step, atomically."""
@@ -284,7 +317,8 @@ class Trainer:
         return True
 
     def run(self, resume: bool = False) -> TrainResult:
-        """Train to ``steps`` (from the checkpoint when ``resume``), validating and checkpointing on schedule."""
+        """Train to ``steps`` (from the checkpoint when ``resume``), checkpointing on schedule and validating
+        before the first step, every ``val_every`` steps and after the last."""
         from tqdm.auto import tqdm
 
         if resume:
@@ -292,16 +326,17 @@ class Trainer:
         total = self.config.steps
         bar = tqdm(total=total, initial=self.step, desc=f"stage {self.spec.stage}", disable=not self.progress, leave=True)
         self._emit("start", {"stage": self.spec.stage, "step": self.step, "steps": total})
+        validating = self.val_data is not None and self.config.val_every > 0
+        if validating and self.step == 0:
+            self._record_validation()  # where the stage starts from, so its effect shows in its own losses
         while self.step < total:
             record = self.train_step()
             self.result.history.append(record)
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.3f}")
             self._emit("step", record)
-            if self.val_data is not None and self.config.val_every and self.step % self.config.val_every == 0:
-                val = self.validate()
-                self.result.validations.append(val)
-                self._emit("validation", val)
+            if validating and (self.step % self.config.val_every == 0 or self.step == total):
+                self._record_validation()
             if self.checkpoint_dir is not None and self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
                 self.save_checkpoint()
         bar.close()
@@ -320,4 +355,4 @@ def train_stage(model: nn.Module, stage: int | StageSpec, train_data, config: Tr
 
 
 __all__ = ["Callback", "TrainConfig", "TrainResult", "Trainer", "check_output_dir", "cosine_with_warmup",
-           "step_indices", "train_stage"]
+           "step_indices", "train_stage", "validation_losses"]

@@ -28,7 +28,7 @@ from forensix.errors import ForensixError
 
 __all__ = [
     "mask_overlay", "heatmap_overlay", "attention_grid", "token_attribution_text", "token_patch_matrix",
-    "training_curves", "history_frame", "metric_table", "roc_curves", "pr_curves", "forgery_gallery",
+    "training_curves", "history_frame", "validation_frame", "metric_table", "roc_curves", "pr_curves", "forgery_gallery",
     "op_samples", "to_png", "GT_COLOR", "PRED_COLOR",
 ]
 
@@ -407,20 +407,43 @@ def _stage_label(stage: Any) -> str:
     return str(stage) if str(stage).startswith("stage") else f"stage {stage}"
 
 
-def training_curves(histories: Any, *, title: str = "Training losses", backend: str = "plotly", log_y: bool = False):
-    """One panel per stage, one line per loss term (total ``loss`` included) against the step.
+def validation_frame(validations: Mapping[Any, Sequence[Mapping[str, float]]]) -> pd.DataFrame:
+    """Long frame ``stage, step, term, value`` from ``{stage: [{"step": 0, "val_loss": ..., "val_lm": ...}]}``
+    (the ``val_`` prefix dropped, so a validation term matches its training term).
+
+    Example:
+        >>> validation_frame({1: [{"step": 0, "val_loss": 3.0, "val_lm": 3.0}]}).term.tolist()
+        ['loss', 'lm']
+    """
+    parts = []
+    for stage, records in validations.items():
+        for record in records:
+            parts.extend({"stage": str(stage), "step": record["step"], "term": key[4:], "value": value}
+                         for key, value in record.items() if key.startswith("val_"))
+    return pd.DataFrame(parts, columns=["stage", "step", "term", "value"])
+
+
+def training_curves(histories: Any, *, validations: Mapping[Any, Sequence[Mapping[str, float]]] | None = None,
+                    title: str = "Training losses", backend: str = "plotly", log_y: bool = False):
+    """One panel per stage, one line per loss term (total ``loss`` included) against the step; with
+    ``validations`` (``TrainResult.validations`` per stage), each term's validation loss as dotted
+    markers in the same colour, from before the first step to after the last.
 
     Example:
         >>> f = training_curves({1: [{"step": 1, "loss": 2.0, "lm": 2.0}, {"step": 2, "loss": 1.0, "lm": 1.0}]})
         >>> sorted(t.name for t in f.data)
         ['lm', 'loss']
+        >>> f = training_curves({1: [{"step": 1, "loss": 2.0}]}, validations={1: [{"step": 0, "val_loss": 2.5}]})
+        >>> [t.name for t in f.data]
+        ['loss', 'loss (validation)']
     """
     _check_backend(backend)
     long = history_frame(histories)
     if long.empty:
         raise ForensixError("histories: no loss records; pass {stage: [{'step': 1, 'loss': ...}, ...]}")
+    checks = validation_frame(validations or {})
     stages = list(dict.fromkeys(long["stage"]))
-    terms = list(dict.fromkeys(long["term"]))
+    terms = list(dict.fromkeys([*long["term"], *checks["term"]]))
     import matplotlib
 
     palette = [matplotlib.colors.to_hex(c) for c in matplotlib.colormaps["tab10"].colors]
@@ -430,19 +453,22 @@ def training_curves(histories: Any, *, title: str = "Training losses", backend: 
         import plotly.graph_objects as go
 
         fig = make_subplots(rows=1, cols=len(stages), subplot_titles=[_stage_label(s) for s in stages], shared_yaxes=False)
+        shown: set[str] = set()
         for col, stage in enumerate(stages, start=1):
-            part = long[long["stage"] == stage]
+            part, checked = long[long["stage"] == stage], checks[checks["stage"] == stage]
             for term in terms:
-                d = part[part["term"] == term]
-                if len(d):
-                    fig.add_trace(go.Scatter(x=d["step"], y=d["value"], mode="lines", name=term, legendgroup=term,
-                                             line=dict(color=colours[term], width=3 if term == "loss" else 1.5),
-                                             showlegend=col == 1 or term not in set(long[long["stage"] == stages[0]]["term"])),
-                                  row=1, col=col)
+                for d, name, style in ((part[part["term"] == term], term, {}),
+                                       (checked[checked["term"] == term], f"{term} (validation)", {"dash": "dot"})):
+                    if len(d):
+                        fig.add_trace(go.Scatter(x=d["step"], y=d["value"], mode="lines+markers" if style else "lines", name=name,
+                                                 legendgroup=name, showlegend=name not in shown,
+                                                 line=dict(color=colours[term], width=3 if term == "loss" else 1.5, **style)),
+                                      row=1, col=col)
+                        shown.add(name)
         fig.update_xaxes(title_text="step")
         fig.update_yaxes(title_text="loss", type="log" if log_y else "linear")
         fig.update_layout(title=title, width=max(520, 380 * len(stages)), height=420, legend_title_text="loss term")
-        return _twin(fig, training_curves, histories, title=title, log_y=log_y)
+        return _twin(fig, training_curves, histories, validations=validations, title=title, log_y=log_y)
     import matplotlib.lines
     import seaborn as sns
 
@@ -451,12 +477,16 @@ def training_curves(histories: Any, *, title: str = "Training losses", backend: 
         ax = axes[0, i]
         part = long[long["stage"] == stage]
         sns.lineplot(data=part, x="step", y="value", hue="term", palette=colours, ax=ax, legend=False)
+        for term, d in checks[checks["stage"] == stage].groupby("term", sort=False):
+            ax.plot(d["step"], d["value"], ls=":", marker="o", ms=4, color=colours[term])
         ax.set_title(_stage_label(stage))
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
         if log_y:
             ax.set_yscale("log")
     handles = [matplotlib.lines.Line2D([], [], color=colours[t], label=t) for t in terms]  # every term of every stage
+    if not checks.empty:
+        handles.append(matplotlib.lines.Line2D([], [], color="#555", ls=":", marker="o", ms=4, label="validation"))
     fig.legend(handles=handles, title="loss term", loc="outside right center", frameon=False)
     fig.suptitle(title)
     return fig
