@@ -9,6 +9,8 @@ true/false positives and false negatives; corpus BLEU from summed n-gram statist
 percentile intervals. :func:`paired_differences` applies the *same* resamples to two models scored on
 the same images, so the interval of a difference leaves out the variation both share (which images
 were drawn), the way to tell whether a new prompt, head or training stage really changed a score.
+:func:`grouped_rate_interval` does the same for a rate pooled over groups (pointing-game hits of the
+explanation tokens of each image).
 
 Example:
     >>> import pandas as pd
@@ -21,6 +23,8 @@ Example:
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -150,6 +154,30 @@ def bootstrap_intervals(rows: pd.DataFrame, *, n_boot: int = 1000, level: float 
     return pd.DataFrame.from_dict(table, orient="index", columns=["value", "low", "high"])
 
 
+def grouped_rate_interval(
+    successes: Sequence[float], trials: Sequence[float], *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """A rate pooled over groups, ``sum(successes) / sum(trials)``, with a percentile interval from
+    resampling whole groups: the right bootstrap when items within a group are not independent
+    (the explanation tokens of one image all point from the same analysis).
+
+    Example:
+        >>> rate, low, high = grouped_rate_interval([3, 0, 2], [4, 2, 2], n_boot=500)
+        >>> rate, bool(low <= rate <= high)
+        (0.625, True)
+    """
+    _check_level(level)
+    wins, tries = np.asarray(successes, dtype=np.float64), np.asarray(trials, dtype=np.float64)
+    if wins.shape != tries.shape or wins.ndim != 1 or not len(tries) or (wins > tries).any() or (wins < 0).any():
+        raise ForensixError(f"successes {wins.shape} and trials {tries.shape}: one count per group, 0 <= successes <= trials")
+    counts = resample_counts(len(tries), n_boot, seed).astype(np.float64)
+    total = counts @ tries
+    with np.errstate(invalid="ignore", divide="ignore"):
+        draws = np.where(total > 0, counts @ wins / np.maximum(total, 1), np.nan)
+    rate = float(wins.sum() / tries.sum()) if tries.sum() else float("nan")
+    return (rate, *_interval(draws, level))
+
+
 def paired_differences(
     rows: pd.DataFrame, baseline: pd.DataFrame, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
 ) -> pd.DataFrame:
@@ -182,4 +210,4 @@ def paired_differences(
     return pd.DataFrame.from_dict(table, orient="index", columns=["value", "baseline", "difference", "low", "high"])
 
 
-__all__ = ["bootstrap_intervals", "clue_rows", "metric_draws", "paired_differences", "resample_counts"]
+__all__ = ["bootstrap_intervals", "clue_rows", "grouped_rate_interval", "metric_draws", "paired_differences", "resample_counts"]

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forensix.bootstrap import bootstrap_intervals, clue_rows, metric_draws, paired_differences, resample_counts
+from forensix.bootstrap import bootstrap_intervals, clue_rows, grouped_rate_interval, metric_draws, paired_differences, resample_counts
 from forensix.errors import ForensixError
 from forensix.metrics import bleu, bleu_from_statistics, bleu_statistics, clue_f1, image_metrics
 
@@ -110,3 +110,15 @@ def test_clue_rows_count_per_image_and_rows_without_metric_columns_are_refused()
     assert list(only_clues.index) == ["clue_f1"] and only_clues.loc["clue_f1", "value"] == pytest.approx(0.5)
     with pytest.raises(ForensixError, match="no metric"):
         bootstrap_intervals(pd.DataFrame({"op": ["splice"]}))
+
+
+def test_grouped_rate_interval_pools_over_groups_and_resamples_whole_groups():
+    rate, low, high = grouped_rate_interval([4, 0, 1, 0], [4, 1, 4, 0])  # an image without tokens adds nothing
+    assert rate == pytest.approx(5 / 9) and 0 <= low < rate < high <= 1
+    # ten images whose tokens all hit or all miss: resampling images, not tokens, keeps the interval wide
+    clustered = grouped_rate_interval([8] * 5 + [0] * 5, [8] * 10, seed=1)
+    independent = grouped_rate_interval([1] * 40 + [0] * 40, [1] * 80, seed=1)
+    assert clustered[0] == independent[0] == 0.5
+    assert clustered[2] - clustered[1] > 1.5 * (independent[2] - independent[1])
+    with pytest.raises(ForensixError, match="0 <= successes <= trials"):
+        grouped_rate_interval([3], [2])
