@@ -51,13 +51,13 @@ def _spans(table: pd.DataFrame) -> dict[str, list[float]]:
     return {metric: [row.low, row.high] for metric, row in table.iterrows()}
 
 
-def _own_losses(model: ForensixModel, stage: int, size: int) -> dict[str, float]:
-    """Stage ``stage``'s own losses on its validation photos (``OWN_BATCHES`` fixed batches)."""
+def _own_losses(stage: int, size: int, **models: ForensixModel) -> dict[str, dict[str, float]]:
+    """Stage ``stage``'s own losses on its validation photos (``OWN_BATCHES`` fixed batches), per named model."""
     spec = get_stage(stage)
     config = TrainConfig(seed=SEED).resolved(spec, "small")
     _, val = stage_datasets("small", stage, size, SEED)
-    return validation_losses(model, spec, val, batches=OWN_BATCHES, batch_size=config.batch_size, seed=SEED,
-                             lm_subbatch=config.lm_subbatch)
+    return {name: validation_losses(model, spec, val, batches=OWN_BATCHES, batch_size=config.batch_size, seed=SEED,
+                                    lm_subbatch=config.lm_subbatch) for name, model in models.items()}
 
 
 def main(out: str = "runs/quality", n: int = 96, steps: dict[int, int] | None = None) -> dict:
@@ -76,7 +76,7 @@ def main(out: str = "runs/quality", n: int = 96, steps: dict[int, int] | None = 
         previous_model, previous_result, name = model, result, f"stage{stage}"
         model, results = train_stages("small", out, stages=range(1, stage + 1), seed=SEED, steps=steps, progress=False)
         train_seconds[name] = round(time.perf_counter() - t0, 1)
-        own_objective[name] = {"before": _own_losses(previous_model, stage, size), "after": _own_losses(model, stage, size)}
+        own_objective[name] = _own_losses(stage, size, before=previous_model, after=model)
         result = evaluate_model(model, samples=samples, seed=EVAL_SEED, progress=False)
         stages[name] = {**result.summary, "train_steps": len(results[stage].history)}
         sources[name] = detection_sources(model, result)

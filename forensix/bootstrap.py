@@ -49,11 +49,15 @@ def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)
 
 
+def _ratio(numerator: np.ndarray, denominator: np.ndarray, empty: float = np.nan) -> np.ndarray:
+    """``numerator / denominator`` per resample, ``empty`` where the denominator is 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), empty)
+
+
 def _weighted_mean(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Mean of ``values`` under each row of ``counts``; ``nan`` where a row draws none of them."""
-    total = counts.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, counts @ values / np.maximum(total, 1), np.nan)
+    return _ratio(counts @ values, counts.sum(axis=1))
 
 
 def _auroc(counts: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -61,16 +65,13 @@ def _auroc(counts: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> np.nda
     pos, neg = labels == 1, labels == 0
     wins = (scores[pos, None] > scores[None, neg]) + 0.5 * (scores[pos, None] == scores[None, neg])
     c_pos, c_neg = counts[:, pos], counts[:, neg]
-    pairs = c_pos.sum(axis=1) * c_neg.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(pairs > 0, np.einsum("bi,ij,bj->b", c_pos, wins, c_neg) / np.maximum(pairs, 1), np.nan)
+    return _ratio(np.einsum("bi,ij,bj->b", c_pos, wins, c_neg), c_pos.sum(axis=1) * c_neg.sum(axis=1))
 
 
 def _micro_f1(counts: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
     """Micro F1 from per-item counts (1.0 where nothing is predicted or true, as :func:`~forensix.metrics.clue_f1`)."""
     t, p, n = counts @ tp, counts @ fp, counts @ fn
-    denominator = 2 * t + p + n
-    return np.where(denominator > 0, 2 * t / np.maximum(denominator, 1), 1.0)
+    return _ratio(2 * t, 2 * t + p + n, empty=1.0)
 
 
 def metric_draws(rows: pd.DataFrame, counts: np.ndarray) -> dict[str, np.ndarray]:
@@ -136,6 +137,11 @@ def _interval(draws: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def _with_everything(counts: np.ndarray) -> np.ndarray:
+    """``counts`` with a first row that draws every item once (the value on all items), as floats."""
+    return np.vstack([np.ones(counts.shape[1]), counts]).astype(np.float64)
+
+
 def _check_level(level: float) -> None:
     if not 0 < level < 1:
         raise ForensixError(f"level={level}: give the interval's coverage as a fraction, e.g. 0.95")
@@ -148,9 +154,8 @@ def bootstrap_intervals(rows: pd.DataFrame, *, n_boot: int = 1000, level: float 
     See the module docstring for an example.
     """
     _check_level(level)
-    everything = metric_draws(rows, np.ones((1, len(rows))))
-    draws = metric_draws(rows, resample_counts(len(rows), n_boot, seed))
-    table = {m: (float(everything[m][0]), *_interval(draws[m], level)) for m in draws}
+    draws = metric_draws(rows, _with_everything(resample_counts(len(rows), n_boot, seed)))
+    table = {m: (float(d[0]), *_interval(d[1:], level)) for m, d in draws.items()}
     return pd.DataFrame.from_dict(table, orient="index", columns=["value", "low", "high"])
 
 
@@ -170,12 +175,9 @@ def grouped_rate_interval(
     wins, tries = np.asarray(successes, dtype=np.float64), np.asarray(trials, dtype=np.float64)
     if wins.shape != tries.shape or wins.ndim != 1 or not len(tries) or (wins > tries).any() or (wins < 0).any():
         raise ForensixError(f"successes {wins.shape} and trials {tries.shape}: one count per group, 0 <= successes <= trials")
-    counts = resample_counts(len(tries), n_boot, seed).astype(np.float64)
-    total = counts @ tries
-    with np.errstate(invalid="ignore", divide="ignore"):
-        draws = np.where(total > 0, counts @ wins / np.maximum(total, 1), np.nan)
-    rate = float(wins.sum() / tries.sum()) if tries.sum() else float("nan")
-    return (rate, *_interval(draws, level))
+    counts = _with_everything(resample_counts(len(tries), n_boot, seed))
+    draws = _ratio(counts @ wins, counts @ tries)
+    return (float(draws[0]), *_interval(draws[1:], level))
 
 
 def paired_differences(
@@ -199,12 +201,10 @@ def paired_differences(
             f"paired_differences: the two results were scored on different images ({len(rows)} vs {len(baseline)} rows, "
             f"compared on {shared}); evaluate both models on the same samples (evaluate_model(..., samples=...))"
         )
-    ones = np.ones((1, len(rows)))
-    counts = resample_counts(len(rows), n_boot, seed)
-    value, base = metric_draws(rows, ones), metric_draws(baseline, ones)
+    counts = _with_everything(resample_counts(len(rows), n_boot, seed))
     ours, theirs = metric_draws(rows, counts), metric_draws(baseline, counts)
     table = {
-        m: (float(value[m][0]), float(base[m][0]), float(value[m][0] - base[m][0]), *_interval(ours[m] - theirs[m], level))
+        m: (float(ours[m][0]), float(theirs[m][0]), float(ours[m][0] - theirs[m][0]), *_interval(ours[m][1:] - theirs[m][1:], level))
         for m in ours if m in theirs
     }
     return pd.DataFrame.from_dict(table, orient="index", columns=["value", "baseline", "difference", "low", "high"])

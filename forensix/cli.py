@@ -192,7 +192,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
              f"Training {trained - started:.0f} s, total {time.perf_counter() - started:.0f} s.")
     report = write_report(items, out / "report.html", title="forensix demo: explained forgery analysis", intro=intro,
                           figures=[("Training curves", training_curves(histories, validations=validations, backend="matplotlib"))],
-                          tables=[("Held-out quality", _quality_table(quality.summary, intervals))])
+                          tables=[("Held-out quality", _quality_table(intervals))])
     spans = {k: [round(intervals.low[k], 4), round(intervals.high[k], 4)] for k in SUMMARY_KEYS}
     (out / "quality.json").write_text(json.dumps({**quality.summary, "interval_95": spans}, indent=1))
     for key in SUMMARY_KEYS:
@@ -201,12 +201,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quality_table(summary: dict[str, float], intervals: pd.DataFrame) -> str:
-    """HTML table of the held-out metrics, with their 95% bootstrap intervals over the images below."""
-    keys = list(intervals.index)
-    head = "".join(f"<th>{k}</th>" for k in keys)
-    values = "".join(f"<td>{summary[k]:.3f}</td>" for k in keys)
-    spans = "".join(f"<td>{intervals.low[k]:.2f}–{intervals.high[k]:.2f}</td>" for k in keys)
+def _quality_table(intervals: pd.DataFrame) -> str:
+    """HTML table of the held-out metrics (:meth:`QualityResult.intervals`), their 95% intervals below."""
+    head = "".join(f"<th>{k}</th>" for k in intervals.index)
+    values = "".join(f"<td>{v:.3f}</td>" for v in intervals.value)
+    spans = "".join(f"<td>{low:.2f}–{high:.2f}</td>" for low, high in zip(intervals.low, intervals.high))
     return (f"<table><tr><th></th>{head}</tr><tr><th>held out</th>{values}</tr>"
             f"<tr><th>95% interval</th>{spans}</tr></table>")
 
