@@ -77,6 +77,15 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert not errors, f"{_rel(path)}: {errors[0].ename}: {errors[0].evalue}"
 
 
+def test_notebook_temp_folders_stay_under_pytest_basetemp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Quick-mode notebooks write their runs with ``tempfile.mkdtemp``; kernels inherit ``TMPDIR`` (root conftest)."""
+    import tempfile
+
+    base = tmp_path_factory.getbasetemp().resolve()
+    for folder in (tempfile.gettempdir(), _quick_env()["TMPDIR"]):
+        assert base in Path(folder).resolve().parents, f"{folder} is not under pytest's base temp {base}"
+
+
 def test_every_notebook_is_tested() -> None:
     assert NOTEBOOKS, "no notebooks found under notebooks/ or tutorials/"
     stale = sorted(set(SKIPPED) - {_rel(p) for p in NOTEBOOKS})
