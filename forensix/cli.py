@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEMO_EVAL_IMAGES = 24
+PHOTOS_HELP = "a folder of your own photos to forge for training too (validation and test keep the bundled photos)"
 
 
 def _stages(value: str) -> tuple[int, ...]:
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--steps", nargs="*", metavar="STAGE=N", help="override steps per stage, e.g. 2=300")
     demo.add_argument("--eval-images", type=int, default=DEMO_EVAL_IMAGES)
+    demo.add_argument("--photos", default=None, help=PHOTOS_HELP)
 
     train = sub.add_parser("train", help="train one stage or all stages")
     train.add_argument("--stage", type=_stages, default=(1, 2, 3))
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--steps", nargs="*", metavar="STAGE=N")
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    train.add_argument("--photos", default=None, help=PHOTOS_HELP)
 
     analyze = sub.add_parser("analyze", help="explain one image: text, p_fake, mask PNG, HTML report")
     analyze.add_argument("image")
@@ -94,7 +97,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from forensix.pipeline import train_stages
 
     stages = args.stage
-    _, results = train_stages(args.preset, args.out, stages=stages, seed=args.seed, steps=_steps(args.steps), resume=args.resume)
+    _, results = train_stages(args.preset, args.out, stages=stages, seed=args.seed, steps=_steps(args.steps),
+                              resume=args.resume, photos=args.photos)
     for stage, result in results.items():
         last = result.history[-1] if result.history else {}
         print(f"stage {stage}: {len(result.history)} steps, final loss {last.get('loss', float('nan')):.4f}")
@@ -172,7 +176,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     out = Path(args.out)
-    model, results = train_stages(args.preset, out, seed=args.seed, steps=_steps(args.steps))
+    model, results = train_stages(args.preset, out, seed=args.seed, steps=_steps(args.steps), photos=args.photos)
     trained = time.perf_counter()
     quality = evaluate_model(model, n=args.eval_images, seed=1234)
     rng = np.random.default_rng(0)

@@ -83,6 +83,8 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, image, capsys) -> None:
         (["eval", "--data", str(tmp_path), "--layout", "casia", "--detector", "ela", "--out", str(tmp_path / "e")],
          "no images found for layout 'casia'"),
         (["eval", "--layout", "synthetic", "--detector", "nope", "--out", str(tmp_path / "e")], "detector 'nope' is unknown"),
+        (["train", "--stage", "1", "--preset", "tiny", "--out", str(tmp_path / "o"), "--photos", str(tmp_path / "none")],
+         "none: not a folder"),
     ]
     for argv, part in cases:
         _one_line_error(capsys, argv, part)

@@ -116,6 +116,32 @@ def test_pipeline_reuses_finished_stages(tmp_path):
         assert torch.equal(value, again.trainable_state()[key])
 
 
+def test_pipeline_forges_your_photos_for_training_only(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from forensix.data.sources import split_photo_names
+    from forensix.pipeline import stage_datasets, train_stages
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("mine_a.png", "mine_b.png"):
+        Image.fromarray(rng.integers(0, 256, (80, 90, 3), dtype=np.uint8)).save(photos / name)
+    train, val = stage_datasets("tiny", 2, 32, 0, photos={"mine_a.png": np.full((40, 40, 3), 9, np.uint8)})
+    sources = {train.sample(i).record.source for i in range(len(train))}
+    assert "mine_a.png" in sources and sources & set(split_photo_names()["train"])
+    assert "mine_a.png" not in {val.sample(i).record.source for i in range(len(val))}
+
+    out = tmp_path / "run"
+    train_stages("tiny", out, stages=(1,), steps={1: 1}, progress=False)
+    stamp = (out / "stage1" / "model" / "model.safetensors").stat().st_mtime_ns
+    train_stages("tiny", out, stages=(1,), steps={1: 1}, progress=False, photos=photos)  # other photos: retrained
+    assert (out / "stage1" / "model" / "model.safetensors").stat().st_mtime_ns != stamp
+    assert {"mine_a.png", "mine_b.png"} <= set(json.loads((out / "stage1" / "done.json").read_text())["train_photos"])
+
+
 def test_validation_losses_score_any_model_on_a_stage_and_restore_its_modes():
     from forensix.train import validation_losses
 

@@ -302,6 +302,19 @@ class PhotoPool:
         names = split_photo_names()[split]
         return cls(names, p_texture=p_texture, texture_seed=hash_split(seed, split))
 
+    def with_photos(self, photos: Mapping[str, np.ndarray]) -> "PhotoPool":
+        """A pool holding this pool's photos and ``photos`` (e.g. a :class:`FolderPhotos`), with the same textures.
+
+        Example:
+            >>> pool = PhotoPool.bundled("train").with_photos({"mine.png": np.zeros((40, 40, 3), np.uint8)})
+            >>> "mine.png" in pool.names and "chelsea" in pool.names
+            True
+        """
+        clash = sorted(set(photos) & set(self._photos))
+        if clash:
+            raise ForensixError(f"photo names {clash} are already in the pool; rename those files")
+        return PhotoPool({**self._photos, **photos}, p_texture=self.p_texture, texture_seed=self.texture_seed)
+
     def photo(self, name: str) -> np.ndarray:
         """The full photo called ``name``."""
         return self._photos[name]
