@@ -27,13 +27,6 @@ COLOR_PHOTOS = (
     "retina", "colorwheel", "china", "flower",
 )
 GRAY_PHOTOS = ("camera", "brick", "grass", "gravel", "moon", "coins", "page", "text", "clock")
-#: Photos added after the partition into splits was fixed. They go to training only, so that the held-out
-#: test photos never change between versions and results stay comparable (the two motorcycle views show
-#: one scene, so they must share a split anyway). These four raised the localizer's pixel F1 on 200
-#: validation images from 0.272 to 0.328, and pixel AUROC from 0.767 to 0.806 (localizer alone, small
-#: preset, 1000 steps, same seed).
-TRAIN_ONLY_PHOTOS = ("motorcycle_left", "motorcycle_right", "grace_hopper", "cell")
-ALL_PHOTOS = COLOR_PHOTOS + GRAY_PHOTOS + TRAIN_ONLY_PHOTOS
 TEXTURES = ("noise", "gradient", "stripes", "checker", "cells")
 TEXTURE_PREFIX = "texture:"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
@@ -60,10 +53,6 @@ CONTENT = {
     "page": "a page of printed text",
     "text": "printed characters on a plain background",
     "clock": "a clock",
-    "motorcycle_left": "a red motorcycle in a garage",
-    "motorcycle_right": "a red motorcycle in a garage",
-    "grace_hopper": "a portrait of a woman in a naval uniform in front of a flag",
-    "cell": "a cell under a microscope",
     "texture:noise": "a smooth noise texture",
     "texture:gradient": "a smooth color gradient",
     "texture:stripes": "a striped pattern",
@@ -77,15 +66,7 @@ def _load_bundled(name: str) -> np.ndarray:
         from sklearn.datasets import load_sample_image
 
         return load_sample_image(f"{name}.jpg")
-    if name == "grace_hopper":
-        from matplotlib import cbook
-
-        return np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
     import skimage.data
-
-    if name.startswith("motorcycle_"):
-        left, right, _ = skimage.data.stereo_motorcycle()
-        return left if name == "motorcycle_left" else right
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -100,7 +81,7 @@ def bundled_photo(name: str) -> np.ndarray:
         >>> bundled_photo("chelsea").shape
         (300, 451, 3)
     """
-    if name not in ALL_PHOTOS:
+    if name not in COLOR_PHOTOS + GRAY_PHOTOS:
         raise ForensixError(f"unknown bundled photo {name!r}; choose one of {bundled_names()}")
     try:
         arr = as_image_array(_load_bundled(name), name=name)
@@ -119,7 +100,7 @@ def bundled_names() -> tuple[str, ...]:
         True
     """
     ok = []
-    for name in ALL_PHOTOS:
+    for name in COLOR_PHOTOS + GRAY_PHOTOS:
         try:
             bundled_photo(name)
         except ForensixError:
@@ -135,8 +116,6 @@ PHOTO_SPLIT_SEED = 0
 
 def split_photo_names(seed: int = PHOTO_SPLIT_SEED) -> dict[str, list[str]]:
     """Split bundled photos into disjoint train/val/test sets (color and gray photos stratified).
-
-    :data:`TRAIN_ONLY_PHOTOS` are added to ``train`` after the split, so they never move the others.
 
     Example:
         >>> s = split_photo_names(0)
@@ -154,7 +133,6 @@ def split_photo_names(seed: int = PHOTO_SPLIT_SEED) -> dict[str, list[str]]:
         out["test"] += names[:n_test]
         out["val"] += names[n_test:n_test + n_val]
         out["train"] += names[n_test + n_val:]
-    out["train"] += [n for n in TRAIN_ONLY_PHOTOS if n in available]
     return {k: sorted(v) for k, v in out.items()}
 
 
@@ -361,6 +339,6 @@ def content_phrase(name: str) -> str:
 
 
 __all__ = [
-    "COLOR_PHOTOS", "GRAY_PHOTOS", "TRAIN_ONLY_PHOTOS", "ALL_PHOTOS", "TEXTURES", "CONTENT", "bundled_photo", "bundled_names",
+    "COLOR_PHOTOS", "GRAY_PHOTOS", "TEXTURES", "CONTENT", "bundled_photo", "bundled_names",
     "split_photo_names", "texture", "FolderPhotos", "PhotoPool", "content_phrase", "hash_split",
 ]
