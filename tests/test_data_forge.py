@@ -35,6 +35,14 @@ def test_bundled_and_splits():
     assert s == split_photo_names(0)
 
 
+def test_pool_with_your_photos_keeps_textures_and_refuses_name_clashes():
+    pool = PhotoPool.bundled("train", seed=3)
+    mine = pool.with_photos({"mine.png": np.zeros((40, 40, 3), np.uint8)})
+    assert mine.names == sorted([*pool.names, "mine.png"]) and mine.texture_seed == pool.texture_seed
+    with pytest.raises(ForensixError, match=r"\['chelsea'\] are already in the pool"):
+        pool.with_photos({"chelsea": np.zeros((40, 40, 3), np.uint8)})
+
+
 def test_held_out_photos_never_move():
     """Benchmarks compare versions on the same held-out photos: the partition is pinned."""
     assert split_photo_names(0)["test"] == ["camera", "china", "grass", "rocket"]
