@@ -43,8 +43,8 @@ def main(steps: int = 4) -> dict:
         batch = trainer3._batch(train3, trainer3.step - 1, trainer3.config.batch_size)
         with torch.no_grad():
             vision = model.encode_image(batch["image"])
-            tokens = model.tokenize(batch["messages"], model.clue_text(vision["clue_logits"]),
-                                    max_tokens=model.config.language.max_train_tokens)
+            tokens = model.tokenize(batch["messages"], model.prompter_text(vision),
+                                    max_tokens=model.train_token_limit())
             embeds = model.embed(tokens, vision)
         embeds.requires_grad_(True)
         start = time.perf_counter()

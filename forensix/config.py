@@ -83,7 +83,7 @@ class LanguageConfig:
     system_prompt: str = "You are forensix, an image forensics assistant."
     max_new_tokens: int = 48
     max_prompt_chars: int = 2000
-    max_train_tokens: int = 128  # training sequences are cut here (answers past what generation reaches)
+    max_train_tokens: int = 128  # training sequences are cut here (answers past what generation reaches); region words get extra room
     draft_tokens: int = 6  # n-gram draft length for single-image decoding (0: plain greedy decoding)
 
 
@@ -100,6 +100,7 @@ class ForensixConfig:
     image_token_grid: int = 4
     clues_in_prompt: bool = True
     clue_threshold: float = 0.5
+    region_in_prompt: bool = False  # region words of the mask the mask encoder reads; stage 3 turns them on
     mask_threshold: float = 0.5  # chosen on validation data after stage 2 (forensix.calibration)
     seed: int = 0
 

@@ -137,6 +137,40 @@ def test_detect_reads_the_given_masks_instead_of_the_predicted_ones(tiny_model):
     assert tiny_model.detect([large], masks=[np.kron(region, np.ones((2, 2), bool))]).shape == (1,)
 
 
+def test_region_words_describe_the_mask_the_mask_encoder_reads(fresh_tiny_model):
+    model = fresh_tiny_model
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    region = np.zeros((64, 64), np.float32)
+    region[44:, 44:] = 1  # bottom-right corner, 400 of 4096 pixels
+    pixels, _ = model.preprocess([image])
+    with torch.no_grad():
+        given = model.encode_image(pixels, torch.from_numpy(region)[None, None])
+        predicted = model.encode_image(pixels)
+    assert model.prompter_text(given)[0].startswith(" Clues:")  # region words are off until stage 3
+    model.config.region_in_prompt = True
+    words = model.prompter_text(given)[0]
+    assert words.startswith(" Region: in the bottom-right of the image") and "about 10% of the image" in words
+    assert words.endswith(model.clue_text(given["clue_logits"])[0])
+    model.config.mask_threshold = 1.01  # nothing of the predicted mask passes: the prompter says so
+    assert model.region_text(predicted["region_mask"]) == [" Region: none."]
+    model.config.mask_threshold = 0.0  # every pixel passes
+    assert model.region_text(predicted["region_mask"])[0].endswith("a large area (about 100% of the image).")
+    a = model.analyze(image, capture_attention=False)
+    prompt = model.tokenizer.decode(a.prompt_ids)
+    assert "(about 100% of the image). Clues:" in prompt
+
+
+def test_a_batch_whose_answers_are_all_cut_is_a_clear_error(fresh_tiny_model, stage2_batch):
+    model = fresh_tiny_model
+    with torch.no_grad():
+        vision = model.encode_image(stage2_batch["image"])
+    tokens = model.tokenize(stage2_batch["messages"], model.prompter_text(vision))
+    answers_start = min(int((row != -100).nonzero()[0]) for row in tokens.labels)
+    model.config.language.max_train_tokens = answers_start  # the prompts fit, no answer token does
+    with pytest.raises(BadPromptError, match=f"every answer of this batch was cut: .* all {answers_start} training tokens"):
+        model(stage2_batch, losses=("lm",))
+
+
 def test_analyze_returns_text_mask_p_fake_and_bookkeeping(tiny_model):
     image = np.random.default_rng(1).integers(0, 255, (70, 90, 3), dtype=np.uint8)
     a = tiny_model.analyze(image)

@@ -50,6 +50,16 @@ def test_stage_lowers_its_loss_and_trains_only_its_pieces(stage):
         assert lora and any(p.abs().sum() > 0 for p in lora)
 
 
+def test_only_the_instruction_stage_turns_on_region_words():
+    model = ForensixModel.from_config("tiny")
+    for stage in (1, 2):
+        get_stage(stage).apply(model)
+        assert not model.config.region_in_prompt
+    get_stage(3).apply(model)
+    assert model.config.region_in_prompt
+    assert "region words join the prompt" in get_stage(3).describe()
+
+
 def test_parameter_table_counts_every_parameter():
     model = ForensixModel.from_config("tiny")
     spec = get_stage(2)
@@ -160,3 +170,23 @@ def test_validation_losses_score_any_model_on_a_stage_and_restore_its_modes():
     after = validation_losses(model, 2, val, batches=1, batch_size=2)
     assert after == {k: v for k, v in result.validations[-1].items() if k != "step"}
     assert model.training and model.trace.training and not model.lm.training  # modes as they were
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings_or_photos(tmp_path):
+    from forensix.data.sources import PhotoPool
+    from forensix.errors import TrainingError
+
+    config = TrainConfig(steps=2, batch_size=2, lr=1e-3, checkpoint_every=1)
+    data = SyntheticForgeryDataset(stage=1, size=32, length=4, seed=0)
+    train_stage(ForensixModel.from_config("tiny"), 1, data, config, out_dir=tmp_path, progress=False)
+    more_photos = PhotoPool.bundled("train", 0).with_photos({"mine": np.full((48, 48, 3), 90, np.uint8)})
+    other_data = SyntheticForgeryDataset(stage=1, size=32, length=4, seed=0, photos=more_photos)
+    with pytest.raises(TrainingError, match=r"data\.photos: .*start over without --resume"):
+        train_stage(ForensixModel.from_config("tiny"), 1, other_data, config, out_dir=tmp_path, resume=True, progress=False)
+    with pytest.raises(TrainingError, match=r"config\.lr: 0\.001 then, 0\.002 now"):
+        train_stage(ForensixModel.from_config("tiny"), 1, data, TrainConfig(steps=2, batch_size=2, lr=2e-3, checkpoint_every=1),
+                    out_dir=tmp_path, resume=True, progress=False)
+    # what does not shape the run may change
+    resumed = train_stage(ForensixModel.from_config("tiny"), 1, data, TrainConfig(steps=2, batch_size=2, lr=1e-3, val_every=0),
+                          out_dir=tmp_path, resume=True, progress=False)
+    assert [r["step"] for r in resumed.history] == [1, 2]

@@ -89,7 +89,10 @@ def test_prompt_lab_compares_prompts(tiny_model, sample):
     b = lab.sides["B"].analysis
     assert b is not a and b.prompt_ids != a.prompt_ids  # the prompt really changed
     assert tiny_model.config.language.system_prompt == system  # and was restored
-    assert np.allclose(np.asarray(lab.sides["B"].figure.data[1].z), b.mask_probs)
+    lab.sides["B"].region.value = not tiny_model.config.region_in_prompt
+    with_region = lab.sides["B"].analysis
+    assert "Region:" in tiny_model.tokenizer.decode(with_region.prompt_ids) and not tiny_model.config.region_in_prompt
+    assert np.allclose(np.asarray(lab.sides["B"].figure.data[1].z), with_region.mask_probs)
     lab.sides["B"].question.value = "   "
     assert _shown(lab.sides["B"].error) and "question" in lab.error.value
 

@@ -32,7 +32,7 @@ from forensix.baselines.base import Localization
 from forensix.checkpoint import read_checkpoint, write_checkpoint
 from forensix.config import ForensixConfig, get_config
 from forensix.data.conversations import DETECTION_QUESTION, analysis_question
-from forensix.data.describe import CLUES, phrasebook
+from forensix.data.describe import CLUES, location_phrase, phrasebook, size_phrase
 from forensix.data.io import as_image_array, as_mask_array
 from forensix.errors import BadCheckpointError, BadConfigError, BadImageError, BadMaskError, BadPromptError, ForensixError
 from forensix.hooks import (
@@ -56,12 +56,15 @@ from forensix.models.heads import HeadRegistry
 from forensix.models.language import answer_token_ids, load_language_model
 from forensix.models.mask_encoder import MaskEncoder, region_features
 from forensix.models.projector import Projector
-from forensix.models.prompting import IMAGE_SLOT, TokenBatch, encode_conversation, pad_batch
+from forensix.models.prompting import IGNORE, IMAGE_SLOT, TokenBatch, encode_conversation, pad_batch
 from forensix.models.prompts import ForgeryPrompts
 from forensix.models.trace import TraceBranch
 from forensix.models.vision import VisionEncoder
 
 #: Pieces of the model, in data-flow order; stage specs and parameter tables use these names.
+#: Training tokens added for the region words (the longest phrases take about 45 SmolLM2 tokens), so they do not cut the answer.
+REGION_WORDS_ROOM = 48
+
 PIECES = ("vision", "trace", "fusion", "prompts", "fl_expert", "mask_encoder", "clue_head", "projector", "lm", "heads")
 
 
@@ -176,8 +179,9 @@ class ForensixModel(nn.Module):
     def encode_image(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Run the vision side on ``[B, 3, H, W]`` images in ``[0, 1]``.
 
-        Returns mask logits, clue logits, image tokens and mask tokens (from ``mask`` when given,
-        e.g. the ground truth in stage 2, else from the predicted mask).
+        Returns mask logits, clue logits, image tokens, mask tokens and ``region_mask``, the mask the
+        mask encoder read (``mask`` when given, e.g. the ground truth in stage 2, else the predicted
+        probabilities).
         """
         vis = self.vision(images)
         trace = self.trace(images, vis.grid)
@@ -191,6 +195,7 @@ class ForensixModel(nn.Module):
             "mask_logits": mask_logits,
             "clue_logits": clue_logits,
             "mask_tokens": self.mask_encoder(region),
+            "region_mask": mask_for_tokens.detach(),
             "image_tokens": self.projector(fused, vis.grid),
         }
 
@@ -205,19 +210,59 @@ class ForensixModel(nn.Module):
             texts.append(f" Clues: {', '.join(names)}." if names else " Clues: none.")
         return texts
 
+    def region_text(self, region_mask: torch.Tensor) -> list[str]:
+        """The region prompter's words: where the mask the mask encoder reads lies, and its size ('' when disabled).
+
+        ``region_mask`` ``[B, 1, S, S]`` holds probabilities (the predicted mask, binarised at
+        ``config.mask_threshold``) or a given mask in {0, 1}. Soft mask tokens alone do not teach the
+        language model *where*; these words it can copy.
+
+        Example:
+            >>> model = ForensixModel.from_config("tiny")
+            >>> model.config.region_in_prompt = True
+            >>> m = torch.zeros(1, 1, 64, 64); m[..., :20, :20] = 1
+            >>> model.region_text(m)
+            [' Region: in the top-left of the image, near the top and left edges, a medium-sized area (about 10% of the image).']
+        """
+        if not self.config.region_in_prompt:
+            return [""] * region_mask.shape[0]
+        texts = []
+        for probs in region_mask[:, 0].float().cpu().numpy():
+            binary = probs >= self.config.mask_threshold
+            texts.append(f" Region: {location_phrase(binary)}, {size_phrase(binary)}." if binary.any() else " Region: none.")
+        return texts
+
+    def train_token_limit(self) -> int:
+        """Where training sequences are cut: ``language.max_train_tokens``, plus room for the region words when they are on.
+
+        Example:
+            >>> model = ForensixModel.from_config("tiny")
+            >>> before = model.train_token_limit(); model.config.region_in_prompt = True
+            >>> model.train_token_limit() - before
+            48
+        """
+        return self.config.language.max_train_tokens + (REGION_WORDS_ROOM if self.config.region_in_prompt else 0)
+
+    def prompter_text(self, vision: dict[str, torch.Tensor]) -> list[str]:
+        """What follows the mask tokens in the prompt: region words, then clue words (from :meth:`encode_image`)."""
+        return [r + c for r, c in zip(self.region_text(vision["region_mask"]), self.clue_text(vision["clue_logits"]))]
+
     def tokenize(
-        self, conversations: Sequence[list[dict]], clue_texts: Sequence[str], add_generation_prompt: bool = False,
+        self, conversations: Sequence[list[dict]], prompter_texts: Sequence[str], add_generation_prompt: bool = False,
         side: str = "right", max_tokens: int | None = None,
     ) -> TokenBatch:
-        """Encode conversations with image/mask slots into a padded :class:`TokenBatch` (cut at ``max_tokens``)."""
+        """Encode conversations with image/mask slots into a padded :class:`TokenBatch` (cut at ``max_tokens``).
+
+        ``prompter_texts`` (one per conversation, e.g. from :meth:`prompter_text`) follow the mask tokens.
+        """
         lc = self.config.language
         encoded = [
             encode_conversation(
                 self.tokenizer, messages, system=lc.system_prompt, n_image=self.config.image_token_grid**2,
-                n_mask=self.config.mask_encoder.num_tokens, clue_text=clue, add_generation_prompt=add_generation_prompt,
+                n_mask=self.config.mask_encoder.num_tokens, prompter_text=words, add_generation_prompt=add_generation_prompt,
                 max_chars=lc.max_prompt_chars,
             ).truncated(max_tokens)
-            for messages, clue in zip(conversations, clue_texts)
+            for messages, words in zip(conversations, prompter_texts)
         ]
         return pad_batch(encoded, self.tokenizer.pad_token_id, side=side)
 
@@ -271,8 +316,10 @@ class ForensixModel(nn.Module):
         if "lm" in losses:
             k = lm_subbatch or len(batch["messages"])
             lm_vision = {key: value[:k] for key, value in vision.items()}
-            tokens = self.tokenize(batch["messages"][:k], self.clue_text(lm_vision["clue_logits"].detach()),
-                                   max_tokens=self.config.language.max_train_tokens)
+            tokens = self.tokenize(batch["messages"][:k], self.prompter_text(lm_vision), max_tokens=self.train_token_limit())
+            if not (tokens.labels[:, 1:] != IGNORE).any():
+                raise BadPromptError(f"every answer of this batch was cut: its prompts fill all {self.train_token_limit()} training "
+                                     "tokens; raise config.language.max_train_tokens or shorten the prompts")
             embeds = self.embed(tokens, lm_vision)
             out = self.lm(inputs_embeds=embeds, attention_mask=tokens.attention_mask.to(self.device), use_cache=False)
             logits = out.logits[:, :-1]
@@ -297,7 +344,7 @@ class ForensixModel(nn.Module):
     def _p_fake(self, vision: dict[str, torch.Tensor], question: str = DETECTION_QUESTION) -> torch.Tensor:
         """``p_fake`` per image from one language-model pass over the detection prompt."""
         n = vision["image_tokens"].shape[0]
-        tokens = self.tokenize([self._prompt_for(question)] * n, self.clue_text(vision["clue_logits"]), True)
+        tokens = self.tokenize([self._prompt_for(question)] * n, self.prompter_text(vision), True)
         logits = self.lm(inputs_embeds=self.embed(tokens, vision), attention_mask=tokens.attention_mask.to(self.device),
                          use_cache=False).logits
         return self.p_fake_from_logits(logits[torch.arange(n), torch.tensor(tokens.lengths) - 1])
@@ -357,8 +404,8 @@ class ForensixModel(nn.Module):
         (:func:`~forensix.models.decoding.greedy_decode`; ``language.draft_tokens`` = 0 turns the
         drafts off), a batch with ``transformers``' ``generate``.
         """
-        clues = self.clue_text(vision["clue_logits"])
-        tokens = self.tokenize(conversations, clues, add_generation_prompt=True, side="left")
+        words = self.prompter_text(vision)
+        tokens = self.tokenize(conversations, words, add_generation_prompt=True, side="left")
         embeds = self.embed(tokens, vision)
         if slot_attention and len(conversations) != 1:
             raise ValueError("slot attention is recorded for one image at a time")
@@ -396,7 +443,7 @@ class ForensixModel(nn.Module):
                 "ids": ids,
                 "text": self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
                 "first_logits": result.first_logits,
-                "tokens": self.tokenize([conversations[row]], clues[row : row + 1], add_generation_prompt=True),
+                "tokens": self.tokenize([conversations[row]], words[row : row + 1], add_generation_prompt=True),
                 "slot_attention": self._token_slot_attention(records, result.kept_rows, len(ids)) if records else None,
             })
         return replies

@@ -3,8 +3,9 @@
 The conversation is rendered with the tokenizer's own chat template (with forensix's system
 prompt), split at the slots and at the assistant answers, and tokenized piece by piece: slot pieces
 become placeholder ids whose embeddings the model overwrites with image or mask tokens, assistant
-answers (and their end-of-turn token) are the only supervised labels. Clue words predicted by the
-clue head are written right after the mask slot (ForgeryTalker's forgery prompter).
+answers (and their end-of-turn token) are the only supervised labels. The prompter text is written
+right after the mask slot: region words (where the mask lies, its size) and the clue words predicted
+by the clue head (ForgeryTalker's region and forgery prompters).
 
 Example:
     >>> from forensix.models.language import load_language_model
@@ -104,7 +105,7 @@ def with_mask_slot(messages: list[dict]) -> list[dict]:
 
 
 def encode_conversation(
-    tokenizer, messages: list[dict], *, system: str, n_image: int, n_mask: int, clue_text: str = "",
+    tokenizer, messages: list[dict], *, system: str, n_image: int, n_mask: int, prompter_text: str = "",
     add_generation_prompt: bool = False, max_chars: int = 4000,
 ) -> Encoded:
     """Tokenize ``messages`` (see the module docstring); slot positions index into ``ids``."""
@@ -124,8 +125,8 @@ def encode_conversation(
             elif piece == MASK_SLOT:
                 enc.mask_positions.extend(range(len(enc.ids), len(enc.ids) + n_mask))
                 enc.extend([placeholder] * n_mask, supervised=False)
-                if clue_text:
-                    enc.extend(tokenizer(clue_text, add_special_tokens=False)["input_ids"], supervised=False)
+                if prompter_text:
+                    enc.extend(tokenizer(prompter_text, add_special_tokens=False)["input_ids"], supervised=False)
             elif piece:
                 enc.extend(tokenizer(piece, add_special_tokens=False)["input_ids"], supervised=start in supervised)
     return enc

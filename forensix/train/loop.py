@@ -193,6 +193,40 @@ def validation_losses(model: nn.Module, stage: int | StageSpec, data, *, batches
     return {"val_loss": sum(sums.values()), **{f"val_{k}": v for k, v in sums.items()}}
 
 
+#: TrainConfig fields that do not change the training trajectory (a resume may change them).
+_NOT_TRAJECTORY = ("val_every", "val_batches", "checkpoint_every")
+
+
+def run_identity(spec: StageSpec, config: TrainConfig, data) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed exactly: stage, optimisation settings and training data.
+
+    Example:
+        >>> from forensix.data.datasets import SyntheticForgeryDataset
+        >>> data = SyntheticForgeryDataset(stage=1, size=32, length=4)
+        >>> ident = run_identity(get_stage(1), TrainConfig(steps=2, batch_size=2, lr=1e-3), data)
+        >>> ident["stage"], ident["config"]["lr"], ident["data"]["length"], "val_every" in ident["config"]
+        (1, 0.001, 4, False)
+    """
+    settings = {k: v for k, v in asdict(config).items() if k not in _NOT_TRAJECTORY}
+    described = {"type": type(data).__name__, "length": len(data)}
+    described.update({k: getattr(data, k) for k in ("stage", "split", "size", "seed") if hasattr(data, k)})
+    photos = getattr(getattr(getattr(data, "generator", None), "photos", None), "names", None)
+    if photos is not None:
+        described["photos"] = list(photos)
+    return {"stage": spec.stage, "config": settings, "data": described}
+
+
+def _differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r:.60} then, {b!r:.60} now")
+    return out
+
+
 class Trainer:
     """Runs one stage on a model; see :func:`train_stage` for the one-call form."""
 
@@ -289,6 +323,7 @@ class Trainer:
                 self.checkpoint_dir,
                 tensors={"model": state, "optimizer": opt_tensors, "rng": rng_tensors},
                 meta={"trainer": {"step": self.step, "stage": self.spec.stage, "config": asdict(self.config),
+                                  "identity": run_identity(self.spec, self.config, self.train_data),
                                   "scheduler": self.scheduler.state_dict(), "optimizer": opt_meta, "rng": rng_meta,
                                   "history": self.result.history, "validations": self.result.validations}},
             )
@@ -307,6 +342,13 @@ class Trainer:
         info = meta["trainer"]
         if info["stage"] != self.spec.stage:
             raise TrainingError(f"{self.checkpoint_dir}: checkpoint of stage {info['stage']}, not {self.spec.stage}")
+        saved = info.get("identity")  # absent in checkpoints from before forensix recorded it
+        differences = _differences(saved, run_identity(self.spec, self.config, self.train_data)) if saved else []
+        if differences:
+            raise TrainingError(
+                f"{self.checkpoint_dir}: this checkpoint comes from a run with other settings or data "
+                f"({'; '.join(differences)}), so resuming would not continue that run; rerun with the same "
+                "settings and photos, or start over without --resume (delete that checkpoint folder)")
         self.raw_model.load_state_dict(tensors["model"], strict=False)
         _load_optimizer(self.optimizer, tensors["optimizer"], info["optimizer"])
         self.scheduler.load_state_dict(info["scheduler"])
@@ -355,4 +397,4 @@ def train_stage(model: nn.Module, stage: int | StageSpec, train_data, config: Tr
 
 
 __all__ = ["Callback", "TrainConfig", "TrainResult", "Trainer", "check_output_dir", "cosine_with_warmup",
-           "step_indices", "train_stage", "validation_losses"]
+           "run_identity", "step_indices", "train_stage", "validation_losses"]

@@ -9,6 +9,9 @@
 Everything else is frozen (and kept in eval mode: no dropout, no drifting running statistics).
 Printing a spec applied to a model shows trainable/frozen parameter counts per piece.
 
+From stage 3 on, the region prompter also speaks in words: where the mask lies and how large it is
+(``config.region_in_prompt``), words the LoRA-tuned language model can carry into its answer.
+
 Example:
     >>> spec = get_stage(2)
     >>> spec.name, spec.losses
@@ -47,6 +50,7 @@ class StageSpec:
     losses: tuple[str, ...]
     mask_source: str
     lora: bool = False
+    region_words: bool = False
     train_vision_if_random: bool = False
     defaults: dict[str, StageDefaults] = field(default_factory=dict)
 
@@ -58,9 +62,12 @@ class StageSpec:
         return tuple(dict.fromkeys(pieces + list(model.heads)))
 
     def apply(self, model: nn.Module) -> nn.Module:
-        """Enable LoRA if needed and set ``requires_grad`` per piece (LoRA weights only, in the LM)."""
+        """Enable LoRA if needed, turn on region words in the prompt if the stage uses them, and set
+        ``requires_grad`` per piece (LoRA weights only, in the LM)."""
         if self.lora:
             model.enable_lora()
+        if self.region_words:
+            model.config.region_in_prompt = True
         pieces = self.trainable_pieces(model)
         for name, param in model.named_parameters():
             piece = name.split(".")[0]
@@ -96,7 +103,8 @@ class StageSpec:
             f"Stage {self.stage}: {self.name}",
             f"  trains: {', '.join(self.trainable_pieces(model) if model is not None else self.trainable)}"
             + (" + LoRA on the language model" if self.lora else ""),
-            f"  losses: {' + '.join(self.losses)}; mask encoder reads the {self.mask_source} mask",
+            f"  losses: {' + '.join(self.losses)}; mask encoder reads the {self.mask_source} mask"
+            + ("; its region words join the prompt" if self.region_words else ""),
         ]
         if model is not None:
             lines.append(self.parameter_table(model).to_string())
@@ -121,7 +129,7 @@ STAGES: dict[int, StageSpec] = {
     ),
     3: StageSpec(
         stage=3, name="IFDL instruction tuning", trainable=("projector", "mask_encoder"), losses=("lm",),
-        mask_source="predicted", lora=True,
+        mask_source="predicted", lora=True, region_words=True,
         defaults={"tiny": StageDefaults(20, 4, 3e-3), "small": StageDefaults(30, 4, 2e-3), "paper": StageDefaults(6000, 16, 2e-4)},
     ),
 }

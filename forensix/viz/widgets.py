@@ -461,14 +461,14 @@ class StageWalkthrough(_Explorer):
 
 
 @contextlib.contextmanager
-def _prompt_settings(model: Any, system_prompt: str, clues: bool):
+def _prompt_settings(model: Any, system_prompt: str, clues: bool, region: bool):
     lang, cfg = model.config.language, model.config
-    saved = (lang.system_prompt, cfg.clues_in_prompt)
+    saved = (lang.system_prompt, cfg.clues_in_prompt, cfg.region_in_prompt)
     try:
-        lang.system_prompt, cfg.clues_in_prompt = system_prompt, clues
+        lang.system_prompt, cfg.clues_in_prompt, cfg.region_in_prompt = system_prompt, clues, region
         yield model
     finally:
-        lang.system_prompt, cfg.clues_in_prompt = saved
+        lang.system_prompt, cfg.clues_in_prompt, cfg.region_in_prompt = saved
 
 
 class _PromptSide:
@@ -483,6 +483,7 @@ class _PromptSide:
         self.system = W.Textarea(value=model.config.language.system_prompt, description="system", continuous_update=False,
                                  layout=W.Layout(width="98%", height="60px"))
         self.clues = W.Checkbox(value=model.config.clues_in_prompt, description="clue words in prompt")
+        self.region = W.Checkbox(value=model.config.region_in_prompt, description="region words in prompt")
         self.result = W.HTML()
         self.figure = _image_figure([f"prompt {label}: predicted mask"], width=380, height=380)
         self.figure.add_trace(go.Image(z=image, name="image", hoverinfo="skip"), row=1, col=1)
@@ -491,12 +492,12 @@ class _PromptSide:
         self.figure.add_trace(_contour(np.zeros(image.shape[:2]), "predicted mask", PRED_COLOR, "dash"), row=1, col=1)
         self.error = W.HTML(layout=W.Layout(display="none"))
         self.analysis = None
-        self.box = W.VBox([W.HTML(f"<h4>Prompt {label}</h4>"), self.question, self.system, self.clues, self.error,
-                           self.result, self.figure], layout=W.Layout(width="50%"))
+        self.box = W.VBox([W.HTML(f"<h4>Prompt {label}</h4>"), self.question, self.system, self.clues, self.region,
+                           self.error, self.result, self.figure], layout=W.Layout(width="50%"))
 
 
 class PromptLab(_Explorer):
-    """Two prompts side by side on one image: question, system prompt and clue-prompt toggle.
+    """Two prompts side by side on one image: question, system prompt, and clue- and region-word toggles.
 
     Each side re-analyses when its controls change (text boxes commit on Enter/blur) and shows
     ``p_fake``, the answer, the clues and the predicted mask; the summary compares A and B.
@@ -510,7 +511,7 @@ class PromptLab(_Explorer):
         self.summary = W.HTML()
         for key, side in self.sides.items():
             run = functools.partial(self.analyze, key)
-            for c in (side.question, side.system, side.clues):
+            for c in (side.question, side.system, side.clues, side.region):
                 c.observe(lambda change, run=run: run(), names="value")
         self.widget = W.VBox([W.HBox([s.box for s in self.sides.values()]), self.summary, self.error])
         for key in self.sides:
@@ -520,7 +521,7 @@ class PromptLab(_Explorer):
         """Re-run side ``key`` ("A"/"B"); errors show in that side's box. Returns the Analysis or None."""
         side = self.sides[key]
         try:
-            with _prompt_settings(self.model, side.system.value, bool(side.clues.value)):
+            with _prompt_settings(self.model, side.system.value, bool(side.clues.value), bool(side.region.value)):
                 a = self.model.analyze(self.image, side.question.value, max_new_tokens=self.max_new_tokens, capture_attention=False)
         except Exception as err:  # shown in the widget
             self._show_error(err)
