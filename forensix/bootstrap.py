@@ -32,7 +32,9 @@ import pandas as pd
 from forensix.errors import ForensixError
 from forensix.metrics import SUMMARY_KEYS, bleu_from_statistics, bleu_statistics
 
-_PIXEL_COLUMNS = {"pixel_f1": "f1", "pixel_iou": "iou", "pixel_auroc": "auroc"}
+#: Metrics that are means over the forged images, and their per-image columns.
+_FORGED_COLUMNS = {"pixel_f1": "f1", "pixel_iou": "iou", "pixel_auroc": "auroc",
+                   "text_location": "names_true_place", "text_follows_mask": "names_own_place"}
 _SAMPLE_COLUMNS = ("op", "is_fake", "reference")
 
 
@@ -77,7 +79,8 @@ def _micro_f1(counts: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray
 def metric_draws(rows: pd.DataFrame, counts: np.ndarray) -> dict[str, np.ndarray]:
     """Every metric that ``rows`` has the columns for, under each resample row of ``counts`` ``[B, n]``.
 
-    Columns read: ``is_fake`` with ``f1``/``iou``/``auroc`` (forged rows) and ``p_fake``; ``rouge_l``, ``css``;
+    Columns read: ``is_fake`` with ``f1``/``iou``/``auroc``/``names_true_place``/``names_own_place`` (forged
+    rows) and ``p_fake``; ``rouge_l``, ``css``;
     ``text`` with ``reference`` (BLEU); ``clue_tp``/``clue_fp``/``clue_fn`` (:func:`clue_rows`).
 
     Example:
@@ -90,7 +93,7 @@ def metric_draws(rows: pd.DataFrame, counts: np.ndarray) -> dict[str, np.ndarray
         raise ForensixError(f"counts: expected [n_boot, {len(rows)}] for {len(rows)} rows, got {counts.shape}")
     labels = rows["is_fake"].to_numpy(dtype=int) if "is_fake" in rows else None
     draws: dict[str, np.ndarray] = {}
-    for metric, column in _PIXEL_COLUMNS.items():
+    for metric, column in _FORGED_COLUMNS.items():
         if column in rows and labels is not None:
             values = rows[column].to_numpy(dtype=np.float64)
             keep = (labels == 1) & np.isfinite(values)

@@ -39,7 +39,8 @@ from torchmetrics.functional.classification import (
 from forensix.errors import BadMaskError, ForensixError, ModelNotAvailableError
 
 #: The held-out summary metrics, in report order (forensix.quality, forensix.bootstrap).
-SUMMARY_KEYS = ("pixel_f1", "pixel_iou", "pixel_auroc", "image_acc", "image_auroc", "rouge_l", "bleu", "css", "clue_f1")
+SUMMARY_KEYS = ("pixel_f1", "pixel_iou", "pixel_auroc", "image_acc", "image_auroc", "rouge_l", "bleu", "css", "clue_f1",
+                "text_location", "text_follows_mask")
 
 __all__ = [
     "SUMMARY_KEYS",

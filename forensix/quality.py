@@ -7,7 +7,9 @@ that sample (``fake. <where> <why>`` or ``real. <why>``).
 
 Metrics: pixel F1 / IoU (at the model's ``mask_threshold``, calibrated on validation data by
 :mod:`forensix.pipeline`) and AUROC averaged over forged images; image accuracy and
-AUROC of ``p_fake``; ROUGE-L, BLEU and CSS (MiniLM cosine) of the text; micro F1 of the clues.
+AUROC of ``p_fake``; ROUGE-L, BLEU and CSS (MiniLM cosine) of the text; micro F1 of the clues; and,
+over forged images, how often the first place the answer names lies in the true mask
+(``text_location``) and in the model's own binary mask (``text_follows_mask``, :func:`names_the_place`).
 :func:`detection_sources` splits detection errors between the localizer and the language model;
 :meth:`QualityResult.by_operation` breaks the scores down per forgery operation;
 :meth:`QualityResult.intervals` and :meth:`QualityResult.difference` say how sure each score is
@@ -32,7 +34,7 @@ from tqdm.auto import tqdm
 
 from forensix.bootstrap import bootstrap_intervals, clue_rows, paired_differences
 from forensix.data.conversations import detection_answer
-from forensix.data.describe import CLUES, clue_vector
+from forensix.data.describe import CLUES, clue_vector, mask_cells, parse_location
 from forensix.data.forge import ForgeryGenerator
 from forensix.errors import ForensixError
 from forensix.metrics import SUMMARY_KEYS, bleu, clue_f1, css_scores, image_metrics, pixel_f1, pixel_metrics, rouge_l_scores
@@ -121,6 +123,19 @@ def change_oracle(samples: list, levels: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0
             "pixel_f1": float(np.mean(scores[best])), "by_operation": ops.to_dict(), "n_forged": len(forged)}
 
 
+def names_the_place(text: str, mask: np.ndarray) -> float:
+    """1.0 when the first grid cell that ``text`` names is one a description of ``mask`` names
+    (:func:`~forensix.data.describe.mask_cells`), else 0.0 (also for a text naming no place).
+
+    Example:
+        >>> m = np.zeros((9, 9), np.uint8); m[:3, :3] = 1
+        >>> names_the_place("fake. A small area in the top-left of the image", m), names_the_place("fake.", m)
+        (1.0, 0.0)
+    """
+    named = parse_location(text)
+    return float(bool(named) and named[0] in mask_cells(mask))
+
+
 def held_out_samples(n: int, size: int, seed: int = 1234, split: str = "test") -> list:
     """``n`` synthetic samples (75% forged) from the held-out photos, deterministic in ``seed``."""
     generator = ForgeryGenerator(size=size, split=split, seed=seed)
@@ -146,7 +161,9 @@ def evaluate_model(model, *, n: int = 48, seed: int = 1234, split: str = "test",
                "mask_top": mask_top(analysis.mask_probs), "text": analysis.text, "reference": reference}
         if sample.record.is_fake:
             px = pixel_metrics(analysis.mask_probs, sample.mask, threshold=analysis.threshold)
-            row.update(f1=px["f1"], iou=px["iou"], auroc=px["auroc"])
+            row.update(f1=px["f1"], iou=px["iou"], auroc=px["auroc"],
+                       names_true_place=names_the_place(analysis.text, sample.mask),
+                       names_own_place=names_the_place(analysis.text, analysis.mask))
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame["rouge_l"], frame["css"] = rouge_l_scores(texts, references), css_scores(texts, references)
@@ -163,10 +180,13 @@ def evaluate_model(model, *, n: int = 48, seed: int = 1234, split: str = "test",
         "bleu": float(bleu(texts, references)),
         "css": float(frame.css.mean()),
         "clue_f1": float(clue_f1(predicted, truth)),
+        "text_location": float(forged.names_true_place.mean()),
+        "text_follows_mask": float(forged.names_own_place.mean()),
         "n_images": len(samples),
         "n_forged": int(len(forged)),
     }
     return QualityResult(summary=summary, rows=frame, analyses=analyses, samples=samples)
 
 
-__all__ = ["SUMMARY_KEYS", "QualityResult", "change_oracle", "detection_sources", "evaluate_model", "held_out_samples", "mask_top"]
+__all__ = ["SUMMARY_KEYS", "QualityResult", "change_oracle", "detection_sources", "evaluate_model", "held_out_samples", "mask_top",
+           "names_the_place"]

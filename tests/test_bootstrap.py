@@ -29,6 +29,7 @@ def _rows(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         "f1": [0.5, np.nan, 0.25, np.nan, 0.0, 0.75], "iou": [0.3, np.nan, 0.1, np.nan, 0.0, 0.6],
         "auroc": [0.8, np.nan, np.nan, np.nan, 0.6, 0.9],  # one forged image without a defined AUROC
         "rouge_l": rng.random(6), "css": rng.random(6), "text": TEXTS, "reference": REFERENCES,
+        "names_true_place": [1.0, np.nan, 0.0, np.nan, 1.0, 1.0], "names_own_place": [0.0, np.nan, 0.0, np.nan, 1.0, 1.0],
     })
     return rows.join(clue_rows(predicted, truth)), predicted, truth
 
@@ -55,6 +56,7 @@ def test_each_resampled_metric_equals_the_library_metric_on_the_repeated_rows(co
         "rouge_l": repeated.rouge_l.mean(), "bleu": bleu(repeated.text.tolist(), repeated.reference.tolist()),
         "css": repeated.css.mean(),
         "clue_f1": clue_f1(predicted[take], truth[take]),
+        "text_location": forged.names_true_place.mean(), "text_follows_mask": forged.names_own_place.mean(),
     }
     assert list(draws) == list(expected)  # every summary metric, in report order
     for metric, value in expected.items():

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forensix.quality import SUMMARY_KEYS, QualityResult, detection_sources, mask_top
+from forensix.quality import SUMMARY_KEYS, QualityResult, detection_sources, mask_top, names_the_place
 
 
 class _GivenMaskModel:
@@ -97,3 +97,14 @@ def test_intervals_of_an_evaluation_centre_on_its_summary(tiny_model):
         assert table.loc[metric, "value"] == pytest.approx(result.summary[metric], abs=1e-6, nan_ok=True), metric
     same = result.difference(result, n_boot=50)
     assert np.allclose(same[["difference", "low", "high"]].to_numpy(), 0.0, equal_nan=True)
+
+
+def test_names_the_place_reads_the_first_place_an_answer_names():
+    mask = np.zeros((30, 30), np.uint8)
+    mask[20:, 18:] = 1  # bottom-right, with a sliver in bottom-center
+    mask[20:, 9:11] = 1
+    assert names_the_place("fake. A small area in the bottom-right of the image was blurred.", mask) == 1.0
+    assert names_the_place("fake. In the top-left and the bottom-right of the image.", mask) == 0.0  # the first place counts
+    assert names_the_place("fake. Somewhere near the lower right.", mask) == 1.0  # synonyms, as parse_location reads them
+    assert names_the_place("real. Nothing was changed.", mask) == 0.0
+    assert names_the_place("fake. In the bottom-right.", np.zeros_like(mask)) == 0.0  # an empty mask holds no place
