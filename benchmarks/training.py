@@ -43,7 +43,7 @@ def main(steps: int = 4) -> dict:
         batch = trainer3._batch(train3, trainer3.step - 1, trainer3.config.batch_size)
         with torch.no_grad():
             vision = model.encode_image(batch["image"])
-            tokens = model.tokenize(batch["messages"], model.prompter_text(vision),
+            tokens = model.tokenize(batch["messages"], model.prompter_words(vision),
                                     max_tokens=model.train_token_limit())
             embeds = model.embed(tokens, vision)
         embeds.requires_grad_(True)

@@ -57,6 +57,30 @@ def test_attention_composition_on_hand_made_analysis():
     assert torch.allclose(pooling_matrix((4, 4), (2, 2)).sum(1), torch.ones(4, dtype=torch.float64))
 
 
+def test_region_word_attention_lands_on_the_binary_mask_the_words_state():
+    from forensix.models.analysis import Analysis
+
+    # slots: 4 image tokens, 2 mask tokens, 3 region words; the token attends 0.5 to the mask tokens, 0.5 to the words
+    att = torch.zeros(1, 1, 1, 9)
+    att[..., 4:6] = 0.25
+    att[..., 6:] = 0.5 / 3
+    probs = np.zeros((64, 64), np.float32)
+    probs[:, :32] = 0.2  # weak probabilities over the left half
+    probs[:16, :16] = 0.9  # the binary mask (threshold 0.5): the top-left corner
+    a = Analysis(image=np.zeros((64, 64, 3), np.uint8), question="q", text="x", mask_probs=probs, p_fake=0.5, threshold=0.5,
+                 generated_ids=[1], generated_tokens=["x"], image_positions=[0, 1, 2, 3], mask_positions=[4, 5],
+                 region_positions=[7, 8, 9], image_token_grid=(2, 2), slot_attention=att,
+                 vision_attention=[torch.eye(17)[None]], vision_grid=(4, 4))
+    g = ground(a)
+    inside = 0.5 * 0.9 / probs.sum() + 0.5 / 256  # mask part over the probabilities + region part over the 16x16 mask
+    left = 0.5 * 0.2 / probs.sum()
+    assert float(g.mask_share[0]) == pytest.approx(1.0)
+    assert float(g.maps[0, 0, 0]) == pytest.approx(1.0) and float(g.maps[0, 40, 8]) == pytest.approx(left / inside, rel=1e-5)
+    assert float(g.maps[0, :, 32:].max()) == 0.0
+    with pytest.raises(BadConfigError, match="3 region words"):
+        ground(Analysis(**{**a.__dict__, "slot_attention": att[..., :8]}))
+
+
 def test_evaluate_table(tiny_model, analysis):
     g = ground(analysis)
     mask = np.zeros((48, 72), np.uint8)

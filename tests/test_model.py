@@ -146,25 +146,29 @@ def test_region_words_describe_the_mask_the_mask_encoder_reads(fresh_tiny_model)
     with torch.no_grad():
         given = model.encode_image(pixels, torch.from_numpy(region)[None, None])
         predicted = model.encode_image(pixels)
-    assert model.prompter_text(given)[0].startswith(" Clues:")  # region words are off until stage 3
+    assert model.prompter_words(given)[0][0] == ""  # region words are off until stage 3
     model.config.region_in_prompt = True
-    words = model.prompter_text(given)[0]
-    assert words.startswith(" Region: in the bottom-right of the image") and "about 10% of the image" in words
-    assert words.endswith(model.clue_text(given["clue_logits"])[0])
+    region, clues = model.prompter_words(given)[0]
+    assert region.startswith(" Region: in the bottom-right of the image") and "about 10% of the image" in region
+    assert clues == model.clue_text(given["clue_logits"])[0]
     model.config.mask_threshold = 1.01  # nothing of the predicted mask passes: the prompter says so
     assert model.region_text(predicted["region_mask"]) == [" Region: none."]
     model.config.mask_threshold = 0.0  # every pixel passes
     assert model.region_text(predicted["region_mask"])[0].endswith("a large area (about 100% of the image).")
-    a = model.analyze(image, capture_attention=False)
+    a = model.analyze(image)
     prompt = model.tokenizer.decode(a.prompt_ids)
     assert "(about 100% of the image). Clues:" in prompt
+    words = model.tokenizer.decode([a.prompt_ids[p] for p in a.region_positions])
+    assert words.startswith(" Region:") and words.endswith("(about 100% of the image).")
+    assert a.region_positions[0] == a.mask_positions[-1] + 1
+    assert a.slot_attention.shape[-1] == len(a.image_positions) + len(a.mask_positions) + len(a.region_positions)
 
 
 def test_a_batch_whose_answers_are_all_cut_is_a_clear_error(fresh_tiny_model, stage2_batch):
     model = fresh_tiny_model
     with torch.no_grad():
         vision = model.encode_image(stage2_batch["image"])
-    tokens = model.tokenize(stage2_batch["messages"], model.prompter_text(vision))
+    tokens = model.tokenize(stage2_batch["messages"], model.prompter_words(vision))
     answers_start = min(int((row != -100).nonzero()[0]) for row in tokens.labels)
     model.config.language.max_train_tokens = answers_start  # the prompts fit, no answer token does
     with pytest.raises(BadPromptError, match=f"every answer of this batch was cut: .* all {answers_start} training tokens"):

@@ -277,7 +277,7 @@ def _forced(model: Any, analysis: Any, pixels: Tensor | None = None) -> _Forced:
     with torch.no_grad():
         vision = model.encode_image(pixels)
     messages = [{"role": "user", "content": analysis.question}]
-    tokens = model.tokenize([messages], model.prompter_text(vision), add_generation_prompt=True)
+    tokens = model.tokenize([messages], model.prompter_words(vision), add_generation_prompt=True)
     ids = tokens.ids[0].tolist()
     if ids != list(analysis.prompt_ids):
         raise BadConfigError(

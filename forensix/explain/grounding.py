@@ -2,7 +2,7 @@
 
 ``method="attention"`` uses only what :meth:`ForensixModel.analyze` recorded (no model pass):
 
-1. ``a_t`` = attention of token ``t``'s query to the image slots and mask slots, heads fused
+1. ``a_t`` = attention of token ``t``'s query to the image slots, mask slots and region words, heads fused
    (``head_fusion``) and averaged over ``layers`` (default: all LM layers);
 2. image part: image token ``c`` average-pools the vision patches ``P(c)`` (the projector's
    adaptive average pool, written as a pooling matrix ``Q [n_image_tokens, n_patches]``); each
@@ -11,7 +11,9 @@
    mass is ``m_t = a_t[image] · Q · R_pp`` (``[gh, gw]``), spread over each patch's pixels
    (bilinear upsampling times ``gh·gw / (H·W)``);
 3. mask part: the mask tokens summarise the predicted mask, so the mask-slot share
-   ``s_t = Σ a_t[mask]`` is spread over the predicted mask probabilities ``s_t · p / Σ p``;
+   ``s_t = Σ a_t[mask]`` is spread over the predicted mask probabilities ``s_t · p / Σ p``; the
+   region words (from stage 3: where the binary mask lies and its size) state the binary mask, so
+   their share ``r_t = Σ a_t[region words]`` is spread over it, ``r_t · m / Σ m``;
 4. map = image part + mask part at the image's original size, min-max normalised to [0, 1].
 
 ``method="gradient"`` (needs the model): ``|∂ log p(token_t | prefix) / ∂ pixels|`` summed over
@@ -98,7 +100,7 @@ class Grounding:
 
     ``patch_maps`` ``[n, gh, gw]``: the raw vision-patch mass (attention method) or the pooled
     gradient magnitude (gradient method); ``mask_share`` ``[n]``: the attention share of the mask
-    slots (zeros for the gradient method)."""
+    slots and region words (zeros for the gradient method)."""
 
     maps: Tensor
     tokens: list[str]
@@ -238,8 +240,10 @@ def _attention_maps(analysis: Any, head_fusion: str, layers: Sequence[int] | Non
     if att is None or analysis.vision_attention is None:
         raise BadConfigError("analysis: no attention recorded; call model.analyze(image, capture_attention=True)")
     n_img, n_mask = len(analysis.image_positions), len(analysis.mask_positions)
-    if att.shape[-1] != n_img + n_mask:
-        raise BadConfigError(f"analysis.slot_attention: {att.shape[-1]} slots for {n_img} image + {n_mask} mask positions")
+    n_region = len(getattr(analysis, "region_positions", []))
+    if att.shape[-1] != n_img + n_mask + n_region:
+        raise BadConfigError(f"analysis.slot_attention: {att.shape[-1]} slots for {n_img} image + {n_mask} mask positions"
+                             f" + {n_region} region words")
     att = att.double()
     if layers is not None:
         idx = list(layers)
@@ -247,7 +251,8 @@ def _attention_maps(analysis: Any, head_fusion: str, layers: Sequence[int] | Non
             raise BadConfigError(f"layers={layers}: pick indices among the {att.shape[1]} LM layers")
         att = att[:, idx]
     fused = fuse_heads(att, head_fusion, dim=2).mean(dim=1)  # [n, slots]
-    a_img, share = fused[:, :n_img], fused[:, n_img:].sum(1)
+    a_img, mask_share = fused[:, :n_img], fused[:, n_img : n_img + n_mask].sum(1)
+    region_share = fused[:, n_img + n_mask :].sum(1)
 
     vis = [v.double()[None] if v.dim() == 3 else v.double() for v in analysis.vision_attention]
     gh, gw = analysis.vision_grid
@@ -261,10 +266,16 @@ def _attention_maps(analysis: Any, head_fusion: str, layers: Sequence[int] | Non
 
     h, w = analysis.image.shape[:2]
     up = F.interpolate(patch[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0] * (gh * gw) / (h * w)
-    probs = torch.as_tensor(np.asarray(analysis.mask_probs), dtype=torch.float64)
-    total = float(probs.sum())
-    mask_part = share[:, None, None] * (probs / total)[None] if total > 0 else torch.zeros_like(up)
-    return _normalise(up + mask_part).float(), patch.float(), share.float()
+    mask_part = mask_share[:, None, None] * _spread(analysis.mask_probs)[None]
+    region_part = region_share[:, None, None] * _spread(analysis.mask if np.any(analysis.mask) else analysis.mask_probs)[None]
+    return _normalise(up + mask_part + region_part).float(), patch.float(), (mask_share + region_share).float()
+
+
+def _spread(weights: Any) -> Tensor:
+    """``weights`` scaled to sum to 1 (all zeros when they sum to 0), as float64."""
+    w = torch.as_tensor(np.asarray(weights), dtype=torch.float64)
+    total = float(w.sum())
+    return w / total if total > 0 else torch.zeros_like(w)
 
 
 def _gradient_maps(model: Any, analysis: Any, sigma: float | None, chunk_size: int):

@@ -62,8 +62,9 @@ class Analysis:
     generated_tokens: list[str] = field(default_factory=list)
     image_positions: list[int] = field(default_factory=list)
     mask_positions: list[int] = field(default_factory=list)
+    region_positions: list[int] = field(default_factory=list)  # prompt positions of the region words
     image_token_grid: tuple[int, int] = (1, 1)
-    slot_attention: torch.Tensor | None = None  # [generated, layers, heads, image+mask slots]
+    slot_attention: torch.Tensor | None = None  # [generated, layers, heads, image + mask slots + region words]
     vision_attention: list[torch.Tensor] | None = None  # per vision block: [heads, tokens, tokens]
     vision_grid: tuple[int, int] = (1, 1)  # the vision encoder's patch grid for this image
     model_name: str = ""

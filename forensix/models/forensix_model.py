@@ -243,26 +243,27 @@ class ForensixModel(nn.Module):
         """
         return self.config.language.max_train_tokens + (REGION_WORDS_ROOM if self.config.region_in_prompt else 0)
 
-    def prompter_text(self, vision: dict[str, torch.Tensor]) -> list[str]:
-        """What follows the mask tokens in the prompt: region words, then clue words (from :meth:`encode_image`)."""
-        return [r + c for r, c in zip(self.region_text(vision["region_mask"]), self.clue_text(vision["clue_logits"]))]
+    def prompter_words(self, vision: dict[str, torch.Tensor]) -> list[tuple[str, str]]:
+        """What follows the mask tokens in each prompt: ``(region words, clue words)`` (from :meth:`encode_image`)."""
+        return list(zip(self.region_text(vision["region_mask"]), self.clue_text(vision["clue_logits"])))
 
     def tokenize(
-        self, conversations: Sequence[list[dict]], prompter_texts: Sequence[str], add_generation_prompt: bool = False,
+        self, conversations: Sequence[list[dict]], prompter_words: Sequence[tuple[str, str]], add_generation_prompt: bool = False,
         side: str = "right", max_tokens: int | None = None,
     ) -> TokenBatch:
         """Encode conversations with image/mask slots into a padded :class:`TokenBatch` (cut at ``max_tokens``).
 
-        ``prompter_texts`` (one per conversation, e.g. from :meth:`prompter_text`) follow the mask tokens.
+        ``prompter_words`` (``(region words, clue words)`` per conversation, from :meth:`prompter_words`) follow the mask tokens.
         """
         lc = self.config.language
         encoded = [
             encode_conversation(
                 self.tokenizer, messages, system=lc.system_prompt, n_image=self.config.image_token_grid**2,
-                n_mask=self.config.mask_encoder.num_tokens, prompter_text=words, add_generation_prompt=add_generation_prompt,
+                n_mask=self.config.mask_encoder.num_tokens, region_text=region, clue_text=clues,
+                add_generation_prompt=add_generation_prompt,
                 max_chars=lc.max_prompt_chars,
             ).truncated(max_tokens)
-            for messages, words in zip(conversations, prompter_texts)
+            for messages, (region, clues) in zip(conversations, prompter_words)
         ]
         return pad_batch(encoded, self.tokenizer.pad_token_id, side=side)
 
@@ -316,7 +317,7 @@ class ForensixModel(nn.Module):
         if "lm" in losses:
             k = lm_subbatch or len(batch["messages"])
             lm_vision = {key: value[:k] for key, value in vision.items()}
-            tokens = self.tokenize(batch["messages"][:k], self.prompter_text(lm_vision), max_tokens=self.train_token_limit())
+            tokens = self.tokenize(batch["messages"][:k], self.prompter_words(lm_vision), max_tokens=self.train_token_limit())
             if not (tokens.labels[:, 1:] != IGNORE).any():
                 raise BadPromptError(f"every answer of this batch was cut: its prompts fill all {self.train_token_limit()} training "
                                      "tokens; raise config.language.max_train_tokens or shorten the prompts")
@@ -344,7 +345,7 @@ class ForensixModel(nn.Module):
     def _p_fake(self, vision: dict[str, torch.Tensor], question: str = DETECTION_QUESTION) -> torch.Tensor:
         """``p_fake`` per image from one language-model pass over the detection prompt."""
         n = vision["image_tokens"].shape[0]
-        tokens = self.tokenize([self._prompt_for(question)] * n, self.prompter_text(vision), True)
+        tokens = self.tokenize([self._prompt_for(question)] * n, self.prompter_words(vision), True)
         logits = self.lm(inputs_embeds=self.embed(tokens, vision), attention_mask=tokens.attention_mask.to(self.device),
                          use_cache=False).logits
         return self.p_fake_from_logits(logits[torch.arange(n), torch.tensor(tokens.lengths) - 1])
@@ -397,19 +398,20 @@ class ForensixModel(nn.Module):
 
         Each reply has ``ids``, ``text``, ``first_logits`` (next-token logits after the prompt, for
         ``p_fake``), ``tokens`` (its own unpadded :class:`TokenBatch`) and, for a single image with
-        ``slot_attention``, the attention of every generated token to the image and mask slots.
+        ``slot_attention``, the attention of every generated token to the image and mask slots and the region words.
         In eval mode LoRA adapters are folded into the base weights while decoding (see
         :func:`~forensix.models.lora.merged_lora`; the weights are restored exactly afterwards). One
         conversation is decoded with n-gram drafts from the prompt and this model's earlier answers
         (:func:`~forensix.models.decoding.greedy_decode`; ``language.draft_tokens`` = 0 turns the
         drafts off), a batch with ``transformers``' ``generate``.
         """
-        words = self.prompter_text(vision)
+        words = self.prompter_words(vision)
         tokens = self.tokenize(conversations, words, add_generation_prompt=True, side="left")
         embeds = self.embed(tokens, vision)
         if slot_attention and len(conversations) != 1:
             raise ValueError("slot attention is recorded for one image at a time")
-        slots = torch.cat([tokens.image_slots[0].nonzero()[:, 0], tokens.mask_slots[0].nonzero()[:, 0]])
+        slots = torch.cat([tokens.image_slots[0].nonzero()[:, 0], tokens.mask_slots[0].nonzero()[:, 0],
+                           tokens.region_slots[0].nonzero()[:, 0]])
         records: list[torch.Tensor] = []  # per forward pass and layer: [heads, query rows, slots]
 
         def keep_slot_rows(pattern: torch.Tensor, hook) -> None:
@@ -468,7 +470,7 @@ class ForensixModel(nn.Module):
         """Explained analysis of one image: text, mask (probabilities and binary), ``p_fake``, clues.
 
         With ``capture_attention`` the vision encoder's attention patterns and the language model's
-        attention from every generated token to the image and mask slots are recorded during this
+        attention from every generated token to the image and mask slots and the region words are recorded during this
         one pass (what grounding needs: no second pass).
         """
         return self.analyze_batch([image], question, max_new_tokens=max_new_tokens, capture_attention=capture_attention)[0]
@@ -509,6 +511,7 @@ class ForensixModel(nn.Module):
                 generated_tokens=[self.tokenizer.decode([t]) for t in reply["ids"]],
                 image_positions=tokens.image_slots[0].nonzero()[:, 0].tolist(),
                 mask_positions=tokens.mask_slots[0].nonzero()[:, 0].tolist(),
+                region_positions=tokens.region_slots[0].nonzero()[:, 0].tolist(),
                 image_token_grid=(self.config.image_token_grid, self.config.image_token_grid),
                 slot_attention=reply["slot_attention"],
                 vision_attention=[vision_cache[n][0] for n in vision_cache] if capture_attention else None,

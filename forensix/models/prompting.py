@@ -42,6 +42,7 @@ class Encoded:
     labels: list[int] = field(default_factory=list)
     image_positions: list[int] = field(default_factory=list)
     mask_positions: list[int] = field(default_factory=list)
+    region_positions: list[int] = field(default_factory=list)  # the region words after the mask slots
 
     def extend(self, ids: list[int], supervised: bool) -> None:
         self.ids.extend(ids)
@@ -51,9 +52,10 @@ class Encoded:
         """The first ``max_tokens`` tokens (slots must lie inside: they are never cut)."""
         if max_tokens is None or len(self.ids) <= max_tokens:
             return self
-        if max(self.image_positions + self.mask_positions, default=-1) >= max_tokens:
+        if max(self.image_positions + self.mask_positions + self.region_positions, default=-1) >= max_tokens:
             raise BadPromptError(f"the prompt is longer than max_train_tokens={max_tokens}; shorten it or raise the limit")
-        return Encoded(self.ids[:max_tokens], self.labels[:max_tokens], self.image_positions, self.mask_positions)
+        return Encoded(self.ids[:max_tokens], self.labels[:max_tokens], self.image_positions, self.mask_positions,
+                       self.region_positions)
 
 
 def validate_messages(messages: list[dict], max_chars: int) -> None:
@@ -105,10 +107,10 @@ def with_mask_slot(messages: list[dict]) -> list[dict]:
 
 
 def encode_conversation(
-    tokenizer, messages: list[dict], *, system: str, n_image: int, n_mask: int, prompter_text: str = "",
-    add_generation_prompt: bool = False, max_chars: int = 4000,
+    tokenizer, messages: list[dict], *, system: str, n_image: int, n_mask: int, region_text: str = "",
+    clue_text: str = "", add_generation_prompt: bool = False, max_chars: int = 4000,
 ) -> Encoded:
-    """Tokenize ``messages`` (see the module docstring); slot positions index into ``ids``."""
+    """Tokenize ``messages`` (see the module docstring); slot and region-word positions index into ``ids``."""
     validate_messages(messages, max_chars)
     messages = with_mask_slot(messages)
     full = [{"role": "system", "content": system}, *messages]
@@ -125,8 +127,12 @@ def encode_conversation(
             elif piece == MASK_SLOT:
                 enc.mask_positions.extend(range(len(enc.ids), len(enc.ids) + n_mask))
                 enc.extend([placeholder] * n_mask, supervised=False)
-                if prompter_text:
-                    enc.extend(tokenizer(prompter_text, add_special_tokens=False)["input_ids"], supervised=False)
+                if region_text:
+                    words = tokenizer(region_text, add_special_tokens=False)["input_ids"]
+                    enc.region_positions.extend(range(len(enc.ids), len(enc.ids) + len(words)))
+                    enc.extend(words, supervised=False)
+                if clue_text:
+                    enc.extend(tokenizer(clue_text, add_special_tokens=False)["input_ids"], supervised=False)
             elif piece:
                 enc.extend(tokenizer(piece, add_special_tokens=False)["input_ids"], supervised=start in supervised)
     return enc
@@ -141,11 +147,12 @@ class TokenBatch:
     attention_mask: torch.Tensor
     image_slots: torch.Tensor
     mask_slots: torch.Tensor
+    region_slots: torch.Tensor
     lengths: list[int]
 
 
 def pad_batch(encoded: list[Encoded], pad_id: int, side: str = "right") -> TokenBatch:
-    """Stack conversations padded on ``side`` (``"left"`` for batched generation); slot masks are ``[B, T]``."""
+    """Stack conversations padded on ``side`` (``"left"`` for batched generation); slot and region-word masks are ``[B, T]``."""
     width = max(len(e.ids) for e in encoded)
     shape = (len(encoded), width)
     ids = torch.full(shape, pad_id, dtype=torch.long)
@@ -153,6 +160,7 @@ def pad_batch(encoded: list[Encoded], pad_id: int, side: str = "right") -> Token
     attention = torch.zeros(shape, dtype=torch.long)
     image_slots = torch.zeros(shape, dtype=torch.bool)
     mask_slots = torch.zeros(shape, dtype=torch.bool)
+    region_slots = torch.zeros(shape, dtype=torch.bool)
     for row, e in enumerate(encoded):
         n = len(e.ids)
         start = width - n if side == "left" else 0
@@ -161,7 +169,8 @@ def pad_batch(encoded: list[Encoded], pad_id: int, side: str = "right") -> Token
         attention[row, start : start + n] = 1
         image_slots[row, [start + p for p in e.image_positions]] = True
         mask_slots[row, [start + p for p in e.mask_positions]] = True
-    return TokenBatch(ids, labels, attention, image_slots, mask_slots, [len(e.ids) for e in encoded])
+        region_slots[row, [start + p for p in e.region_positions]] = True
+    return TokenBatch(ids, labels, attention, image_slots, mask_slots, region_slots, [len(e.ids) for e in encoded])
 
 
 __all__ = ["IGNORE", "IMAGE_SLOT", "MASK_SLOT", "Encoded", "TokenBatch", "encode_conversation", "pad_batch", "validate_messages", "with_mask_slot"]
