@@ -267,7 +267,8 @@ def _attention_maps(analysis: Any, head_fusion: str, layers: Sequence[int] | Non
     h, w = analysis.image.shape[:2]
     up = F.interpolate(patch[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0] * (gh * gw) / (h * w)
     mask_part = mask_share[:, None, None] * _spread(analysis.mask_probs)[None]
-    region_part = region_share[:, None, None] * _spread(analysis.mask if np.any(analysis.mask) else analysis.mask_probs)[None]
+    binary = analysis.mask
+    region_part = region_share[:, None, None] * _spread(binary if binary.any() else analysis.mask_probs)[None]
     return _normalise(up + mask_part + region_part).float(), patch.float(), (mask_share + region_share).float()
 
 

@@ -317,9 +317,10 @@ class ForensixModel(nn.Module):
         if "lm" in losses:
             k = lm_subbatch or len(batch["messages"])
             lm_vision = {key: value[:k] for key, value in vision.items()}
-            tokens = self.tokenize(batch["messages"][:k], self.prompter_words(lm_vision), max_tokens=self.train_token_limit())
+            limit = self.train_token_limit()
+            tokens = self.tokenize(batch["messages"][:k], self.prompter_words(lm_vision), max_tokens=limit)
             if not (tokens.labels[:, 1:] != IGNORE).any():
-                raise BadPromptError(f"every answer of this batch was cut: its prompts fill all {self.train_token_limit()} training "
+                raise BadPromptError(f"every answer of this batch was cut: its prompts fill all {limit} training "
                                      "tokens; raise config.language.max_train_tokens or shorten the prompts")
             embeds = self.embed(tokens, lm_vision)
             out = self.lm(inputs_embeds=embeds, attention_mask=tokens.attention_mask.to(self.device), use_cache=False)

@@ -207,13 +207,20 @@ def run_identity(spec: StageSpec, config: TrainConfig, data) -> dict[str, Any]:
         >>> ident["stage"], ident["config"]["lr"], ident["data"]["length"], "val_every" in ident["config"]
         (1, 0.001, 4, False)
     """
-    settings = {k: v for k, v in asdict(config).items() if k not in _NOT_TRAJECTORY}
+    return {"stage": spec.stage, "config": _trajectory(asdict(config)), "data": _describe_data(data)}
+
+
+def _trajectory(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in settings.items() if k not in _NOT_TRAJECTORY}
+
+
+def _describe_data(data) -> dict[str, Any]:
     described = {"type": type(data).__name__, "length": len(data)}
     described.update({k: getattr(data, k) for k in ("stage", "split", "size", "seed") if hasattr(data, k)})
     photos = getattr(getattr(getattr(data, "generator", None), "photos", None), "names", None)
     if photos is not None:
         described["photos"] = list(photos)
-    return {"stage": spec.stage, "config": settings, "data": described}
+    return described
 
 
 def _differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
@@ -323,7 +330,7 @@ class Trainer:
                 self.checkpoint_dir,
                 tensors={"model": state, "optimizer": opt_tensors, "rng": rng_tensors},
                 meta={"trainer": {"step": self.step, "stage": self.spec.stage, "config": asdict(self.config),
-                                  "identity": run_identity(self.spec, self.config, self.train_data),
+                                  "data": _describe_data(self.train_data),
                                   "scheduler": self.scheduler.state_dict(), "optimizer": opt_meta, "rng": rng_meta,
                                   "history": self.result.history, "validations": self.result.validations}},
             )
@@ -342,8 +349,10 @@ class Trainer:
         info = meta["trainer"]
         if info["stage"] != self.spec.stage:
             raise TrainingError(f"{self.checkpoint_dir}: checkpoint of stage {info['stage']}, not {self.spec.stage}")
-        saved = info.get("identity")  # absent in checkpoints from before forensix recorded it
-        differences = _differences(saved, run_identity(self.spec, self.config, self.train_data)) if saved else []
+        differences = []
+        if "data" in info:  # absent in checkpoints from before forensix recorded the training data
+            saved = {"stage": info["stage"], "config": _trajectory(info["config"]), "data": info["data"]}
+            differences = _differences(saved, run_identity(self.spec, self.config, self.train_data))
         if differences:
             raise TrainingError(
                 f"{self.checkpoint_dir}: this checkpoint comes from a run with other settings or data "
