@@ -6,8 +6,9 @@ Layout of an output directory::
     OUT/stage1/checkpoint/   the latest mid-stage checkpoint (for --resume)
     OUT/stage2/...           and so on
 
-A stage whose ``done.json`` matches the requested preset, seed, steps and training photos is loaded
-instead of retrained, so running the demo twice costs one training. ``OUT/stageN/calibration.json`` records the
+A stage whose ``done.json`` matches the requested preset, the stage's recipe (what it trains, its losses and
+prompt format), its settings (seed, steps, batch size, learning rate, ...) and its training data (photos
+included) is loaded instead of retrained, so running the demo twice costs one training. ``OUT/stageN/calibration.json`` records the
 mask threshold chosen on the validation split (stage 2 on; :mod:`forensix.calibration`).
 
 Example:
@@ -31,8 +32,8 @@ from forensix.config import get_config
 from forensix.data.datasets import SyntheticForgeryDataset
 from forensix.data.sources import FolderPhotos, PhotoPool
 from forensix.models import ForensixModel
-from forensix.train import TrainConfig, TrainResult, get_stage, train_stage
-from forensix.train.loop import Callback
+from forensix.train import StageSpec, TrainConfig, TrainResult, get_stage, train_stage
+from forensix.train.loop import Callback, run_identity
 
 #: Number of distinct synthetic training images per stage and preset (cycled by the step sampler).
 DATA_LENGTH = {"tiny": 32, "small": 4800, "paper": 20000}
@@ -42,10 +43,11 @@ def stage_dir(out: str | Path, stage: int) -> Path:
     return Path(out) / f"stage{stage}"
 
 
-def _done_marker(preset: str, seed: int, config: TrainConfig, train: SyntheticForgeryDataset) -> dict[str, Any]:
-    """What a finished stage must match to be reused: settings and the photos its training images came from."""
-    return {"preset": preset, "seed": seed, "steps": config.steps, "batch_size": config.batch_size, "lr": config.lr,
-            "train_photos": list(train.generator.photos.names)}
+def _done_marker(preset: str, spec: StageSpec, config: TrainConfig, train: SyntheticForgeryDataset) -> dict[str, Any]:
+    """What a finished stage must match to be reused: preset, the stage's recipe (prompt format included),
+    its optimisation settings and the data it trained on (the same identity a resumed checkpoint must match)."""
+    marker = {"preset": preset, "recipe": spec.recipe(), **run_identity(spec, config, train)}
+    return json.loads(json.dumps(marker))  # as done.json reads back
 
 
 def finished_stage(out: str | Path, stage: int, marker: dict[str, Any]) -> bool:
@@ -105,7 +107,7 @@ def train_stages(
             checkpoint_every=25, val_every=50,
         ).resolved(spec, preset)
         train, val = stage_datasets(preset, stage, config.image_size, seed, photos)
-        marker = _done_marker(preset, seed, train_config, train)
+        marker = _done_marker(preset, spec, train_config, train)
         where = stage_dir(out, stage)
         localizer_trained = localizer_trained or "fl_expert" in spec.trainable
         if finished_stage(out, stage, marker):

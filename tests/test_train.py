@@ -149,7 +149,27 @@ def test_pipeline_forges_your_photos_for_training_only(tmp_path):
     stamp = (out / "stage1" / "model" / "model.safetensors").stat().st_mtime_ns
     train_stages("tiny", out, stages=(1,), steps={1: 1}, progress=False, photos=photos)  # other photos: retrained
     assert (out / "stage1" / "model" / "model.safetensors").stat().st_mtime_ns != stamp
-    assert {"mine_a.png", "mine_b.png"} <= set(json.loads((out / "stage1" / "done.json").read_text())["train_photos"])
+    assert {"mine_a.png", "mine_b.png"} <= set(json.loads((out / "stage1" / "done.json").read_text())["data"]["photos"])
+
+
+def test_pipeline_retrains_a_stage_finished_with_another_recipe(tmp_path):
+    import json
+
+    from forensix.pipeline import train_stages
+
+    def trained_again(edit) -> bool:
+        stamp = (tmp_path / "stage1" / "model" / "model.safetensors").stat().st_mtime_ns
+        done = tmp_path / "stage1" / "done.json"
+        done.write_text(json.dumps(edit(json.loads(done.read_text()))))
+        train_stages("tiny", tmp_path, stages=(1,), steps={1: 1}, progress=False)
+        return (tmp_path / "stage1" / "model" / "model.safetensors").stat().st_mtime_ns != stamp
+
+    train_stages("tiny", tmp_path, stages=(1,), steps={1: 1}, progress=False)
+    assert not trained_again(lambda marker: marker)
+    # e.g. a stage 3 finished before the region words joined its prompt
+    assert trained_again(lambda marker: {**marker, "recipe": {**marker["recipe"], "region_words": True}})
+    assert trained_again(lambda marker: {k: v for k, v in marker.items() if k != "recipe"})  # an older done.json
+    assert trained_again(lambda marker: {**marker, "config": {**marker["config"], "warmup": 0.5}})
 
 
 def test_validation_losses_score_any_model_on_a_stage_and_restore_its_modes():

@@ -20,7 +20,8 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import pandas as pd
 from torch import nn
@@ -53,6 +54,16 @@ class StageSpec:
     region_words: bool = False
     train_vision_if_random: bool = False
     defaults: dict[str, StageDefaults] = field(default_factory=dict)
+
+    def recipe(self) -> dict[str, Any]:
+        """What the stage does, without its per-preset defaults: the pieces, losses, mask source and prompt format.
+
+        Example:
+            >>> get_stage(3).recipe()["region_words"], get_stage(2).recipe()["losses"]
+            (True, ['mask', 'clue', 'lm'])
+        """
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+                for f in fields(self) if f.name != "defaults"}
 
     def trainable_pieces(self, model: nn.Module) -> tuple[str, ...]:
         """Pieces trained on this model (adds the vision encoder in stage 1 when it is not pretrained)."""
