@@ -60,6 +60,27 @@ def test_only_the_instruction_stage_turns_on_region_words():
     assert "region words join the prompt" in get_stage(3).describe()
 
 
+def test_lm_every_computes_the_language_term_on_every_kth_step_only():
+    from forensix.errors import BadConfigError
+    from forensix.train import Trainer
+
+    model = ForensixModel.from_config("tiny")
+    data = SyntheticForgeryDataset(stage=2, size=64, length=8, seed=0)
+    trainer = Trainer(model, get_stage(2), data, TrainConfig(steps=4, batch_size=2, lm_every=2), progress=False)
+    projector = _snapshot(model.projector)
+    first = trainer.train_step()  # step 0: every term
+    after_lm = _snapshot(model.projector)
+    second = trainer.train_step()  # step 1: mask and clue only; the projector, reached only by the LM term, stays
+    assert "lm" in first and "lm" not in second and {"mask", "clue"} <= set(second)
+    assert any(not torch.equal(after_lm[n], projector[n]) for n in projector)
+    assert all(torch.equal(p.detach(), after_lm[n]) for n, p in model.projector.named_parameters())
+    assert second["loss"] == pytest.approx(second["mask"] + second["clue"])
+    with pytest.raises(BadConfigError, match="lm_every"):
+        TrainConfig(steps=2, lm_every=2).resolved(get_stage(3), "tiny")
+    with pytest.raises(BadConfigError, match="lm_every"):
+        TrainConfig(steps=2, lm_every=0).resolved(get_stage(2), "tiny")
+
+
 def test_parameter_table_counts_every_parameter():
     model = ForensixModel.from_config("tiny")
     spec = get_stage(2)
