@@ -47,8 +47,8 @@ class TrainConfig:
     """Optimisation settings of one stage run (``None`` fields take the stage's preset defaults).
 
     ``lm_every=k`` computes the language-model term on every ``k``-th step only (steps 0, k, 2k, ...), so
-    the localizer sees ``k`` times more images for a little more time: on a CPU the LM term costs about ten
-    times the vision side. Pieces that only the LM term reaches are not updated on the other steps. Under
+    the localizer sees ``k`` times more images for a little more time: on a CPU a step with the LM term takes
+    about eight times one without it. Pieces that only the LM term reaches are not updated on the other steps. Under
     multi-GPU DDP (``accelerate launch``) keep ``lm_every=1``: DDP expects every trained parameter in every step.
     """
 

@@ -7,8 +7,8 @@
 | 3 | IFDL instruction tuning | LoRA on the LM, projector, mask encoder | lm | predicted |
 
 Everything else is frozen (and kept in eval mode: no dropout, no drifting running statistics).
-On the small preset, stage 2 computes its LM term on every 4th step only (``lm_every``): the language
-model costs about ten times the vision side on a CPU, and the localizer gains from more steps.
+On the small preset, stage 2 computes its LM term on every 4th step only (``lm_every``): on a CPU a
+step with it takes about eight times one without, and the localizer gains from more steps.
 Printing a spec applied to a model shows trainable/frozen parameter counts per piece.
 
 From stage 3 on, the region prompter also speaks in words: where the mask lies and how large it is
