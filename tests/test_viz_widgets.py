@@ -112,5 +112,9 @@ def test_stage_walkthrough_runs_stops_resumes(fresh_tiny_model):
     assert len(walk.run_steps(5)) == 1
     del walk.trainer.train_step
     assert [r["step"] for r in walk.run_steps(1)] == [3]  # resumes where it stopped
+    walk.trainer.config.lm_every = 2  # step 4 skips the LM term: its partial total is not drawn
+    walk.run_steps(2)
+    traces = {t.name: list(t.x) for t in walk.loss_figure.data}
+    assert 4 in traces["mask"] and 4 not in traces["lm"] and 4 not in traces["loss"] and 5 in traces["loss"]
     walk._guarded(walk.run_steps)(0)
     assert _shown(walk.error) and "at least one step" in walk.error.value

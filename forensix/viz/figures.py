@@ -381,9 +381,15 @@ def token_patch_matrix(
 def history_frame(histories: Any) -> pd.DataFrame:
     """Long frame ``stage, step, term, value`` from ``{stage: [record, ...]}``, a list of records or a frame.
 
+    The total ``loss`` is kept only on steps that computed every loss term of their stage, so that it
+    stays comparable along the curve (with ``lm_every`` > 1, most stage-2 steps skip the LM term).
+
     Example:
         >>> history_frame({1: [{"step": 1, "loss": 2.0, "lr": 0.1}]}).to_dict("records")
         [{'stage': '1', 'step': 1, 'term': 'loss', 'value': 2.0}]
+        >>> steps = [{"step": 1, "loss": 3.0, "mask": 1.0, "lm": 2.0}, {"step": 2, "loss": 0.9, "mask": 0.9}]
+        >>> history_frame({2: steps}).query("term == 'loss'").step.tolist()
+        [1]
     """
     if isinstance(histories, pd.DataFrame):
         frame = histories.copy()
@@ -398,6 +404,10 @@ def history_frame(histories: Any) -> pd.DataFrame:
         frame["step"] = frame.groupby("stage").cumcount() + 1
     frame["stage"] = frame["stage"].astype(str)
     terms = [c for c in frame.columns if c not in _LOSS_SKIP and pd.api.types.is_numeric_dtype(frame[c])]
+    parts = [t for t in terms if t != "loss"]
+    if "loss" in terms and parts:  # a total over fewer terms (a step without the LM term) is not drawn
+        in_stage = frame.groupby("stage")[parts].transform(lambda column: column.notna().any()).astype(bool)
+        frame.loc[(frame[parts].isna() & in_stage).any(axis=1), "loss"] = np.nan
     long = frame.melt(id_vars=["stage", "step"], value_vars=terms, var_name="term", value_name="value").dropna()
     return long[["stage", "step", "term", "value"]].reset_index(drop=True)
 

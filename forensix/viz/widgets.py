@@ -415,6 +415,8 @@ class StageWalkthrough(_Explorer):
         import plotly.graph_objects as go
 
         terms = [k for k, v in record.items() if k not in ("step", "lr", "seconds", "data_seconds") and isinstance(v, float)]
+        if self.trainer.losses_at(record["step"] - 1) != self.trainer.spec.losses:
+            terms.remove("loss")  # a total over fewer terms would zigzag against the full ones
         names = [t.name for t in self.loss_figure.data]
         with self.loss_figure.batch_update():
             for term in terms:
