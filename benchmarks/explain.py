@@ -13,6 +13,8 @@ writes ``benchmarks/results/explain.json``. Without ``--model`` the untrained ``
   (all tokens when none), beside a random map and the mask-area chance level. The pointing game of
   location tokens comes with a 95% interval from resampling whole images (tokens of one image are not
   independent; :func:`forensix.bootstrap.grouped_rate_interval`); authentic images score no tokens.
+  ``pointing_game_localizer_peak``: the same test once per forged image for the maximum of the
+  predicted mask probabilities, the localizer's own answer to "where?".
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def grounding(model, n: int, seed: int, deletion_steps: int) -> dict:
     data = SyntheticImageDataset(split="test", size=size, length=n, seed=seed)
     rng = np.random.default_rng(seed)
     analyze_s = ground_s = 0.0
-    loc_hits, all_hits, rand_hits, energy, rand_energy, chance_e, chance_p = [], [], [], [], [], [], []
+    loc_hits, all_hits, rand_hits, peak_hits, energy, rand_energy, chance_e, chance_p = [], [], [], [], [], [], [], []
     per_image = []  # (location-token hits, location tokens scored) of each image, for the grouped interval
     dele, rand_dele, n_loc = [], [], 0
     score = lambda batch: model.detect(list(batch))  # noqa: E731
@@ -107,6 +109,7 @@ def grounding(model, n: int, seed: int, deletion_steps: int) -> dict:
         loc_hits += hits
         per_image.append((sum(hits), len(hits)))
         rand_hits.append(pointing_game(rand, mask))
+        peak_hits.append(pointing_game(a.mask_probs, mask))
         if mask.any():
             energy.append(energy_in_mask(heat, mask))
             rand_energy.append(energy_in_mask(rand, mask))
@@ -124,7 +127,7 @@ def grounding(model, n: int, seed: int, deletion_steps: int) -> dict:
         if any(n for _, n in per_image) else None,
         "n_location_tokens_scored": sum(n for _, n in per_image),
         "pointing_game_all_tokens": pointing_game_score(all_hits), "pointing_game_random_map": pointing_game_score(rand_hits),
-        "pointing_game_chance_mask_area": mean(chance_p),
+        "pointing_game_chance_mask_area": mean(chance_p), "pointing_game_localizer_peak": pointing_game_score(peak_hits),
         "energy_in_mask": mean(energy), "energy_in_mask_random_map": mean(rand_energy), "energy_chance_mask_area": mean(chance_e),
         "deletion_auc": mean(dele), "deletion_auc_random_map": mean(rand_dele), "n_images": n,
         "n_forged_images": len(energy), "deletion_steps": deletion_steps,
