@@ -33,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from forensix.bootstrap import bootstrap_intervals, clue_rows, paired_differences
-from forensix.data.conversations import detection_answer
+from forensix.data.conversations import analysis_question, detection_answer
 from forensix.data.describe import CLUES, clue_vector, mask_cells, parse_location
 from forensix.data.forge import ForgeryGenerator
 from forensix.errors import ForensixError
@@ -81,8 +81,9 @@ def detection_sources(model, result: QualityResult) -> dict[str, float]:
     """Image AUROC of three scores on the same images, to tell localizer errors from language-model errors.
 
     ``p_fake``: as ``analyze`` gives it (the mask encoder reads the predicted mask).
-    ``p_fake_true_mask``: the same question with the true mask in its place, as with a perfect
-    localizer (``model.detect(images, masks=...)``). ``mask_top``: the localizer alone (the
+    ``p_fake_true_mask``: the same question (``analyze``'s default,
+    :func:`~forensix.data.conversations.analysis_question`) with the true mask in its place, as with
+    a perfect localizer (``model.detect(images, question=..., masks=...)``); only the mask differs. ``mask_top``: the localizer alone (the
     per-image :func:`mask_top` of ``result.rows``). A high ``p_fake_true_mask`` beside a low
     ``mask_top`` says the language model reads the region well and the localizer is what fails.
 
@@ -92,7 +93,8 @@ def detection_sources(model, result: QualityResult) -> dict[str, float]:
         >>> sorted(detection_sources(model, evaluate_model(model, n=4, batch_size=4, progress=False)))
         ['mask_top', 'p_fake', 'p_fake_true_mask']
     """
-    true_mask = model.detect([s.image for s in result.samples], masks=[s.mask for s in result.samples])
+    true_mask = model.detect([s.image for s in result.samples], question=analysis_question(),
+                             masks=[s.mask for s in result.samples])
     scores = {"p_fake": result.rows.p_fake, "p_fake_true_mask": true_mask, "mask_top": result.rows.mask_top}
     return {name: image_metrics(list(values), result.rows.is_fake.tolist())["auroc"] for name, values in scores.items()}
 

@@ -8,17 +8,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forensix.data.conversations import DETECTION_QUESTION, analysis_question
+from forensix.data.forge import ForgeryGenerator
+from forensix.models import ForensixModel
 from forensix.quality import SUMMARY_KEYS, QualityResult, detection_sources, mask_top, names_the_place
 
 
 class _GivenMaskModel:
-    """Stands in for a model: ``detect(images, masks=...)`` returns preset scores and records its call."""
+    """Stands in for a model: ``detect(images, question=..., masks=...)`` returns preset scores and records its call."""
 
     def __init__(self, scores: list[float]) -> None:
         self.scores, self.calls = np.array(scores), []
 
-    def detect(self, images, masks=None):
-        self.calls.append((len(images), masks))
+    def detect(self, images, question=DETECTION_QUESTION, masks=None):
+        self.calls.append((len(images), question, masks))
         return self.scores
 
 
@@ -42,8 +45,16 @@ def test_detection_sources_scores_each_source_on_the_same_images():
     # p_fake: 0.9 beats both authentic scores, 0.2 beats one of two -> 3/4
     # mask_top: 0.3 beats neither (0.6, 0.7), 0.8 beats both -> 2/4
     assert sources == pytest.approx({"p_fake": 0.75, "p_fake_true_mask": 1.0, "mask_top": 0.5})
-    (n_images, masks), = model.calls
+    (n_images, question, masks), = model.calls
     assert n_images == 4 and [int(m.sum()) for m in masks] == [9, 9, 0, 0]  # the true masks, in order
+    assert question == analysis_question()  # the question evaluate_model's analyses answered: only the mask differs
+
+
+def test_detect_with_the_analysis_question_gives_the_p_fake_of_analyze():
+    model = ForensixModel.from_config("tiny")
+    images = [ForgeryGenerator(size=64, seed=3).sample(i).image for i in range(3)]
+    analysed = [a.p_fake for a in model.analyze_batch(images, max_new_tokens=1)]
+    assert model.detect(images, question=analysis_question()) == pytest.approx(analysed, abs=1e-5)
 
 
 def test_mask_top_averages_the_highest_fraction_of_pixels():
