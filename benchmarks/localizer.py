@@ -15,7 +15,8 @@ the F1 gained per doubling of the training samples, and the steps that line woul
 issue's floor of pixel F1 0.60. That last figure is an extrapolation of the measured points, not a
 measurement.
 
-Run: ``.venv/bin/python -m benchmarks.localizer [--steps 400 1000 4000]`` (about 30 min on 2 cores); writes ``benchmarks/results/localizer.json``.
+Run: ``.venv/bin/python -m benchmarks.localizer [--steps 400 1000 4000]`` (about 30 min on 2 cores);
+writes ``benchmarks/results/localizer.json``.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def fit(curve: list[dict], floor: float = FLOOR) -> dict:
     """Pixel F1 per doubling of samples seen (least squares), and the steps that line needs for ``floor``.
 
     Example:
-        >>> pts = [{"samples_seen": 1000, "pixel_f1": 0.2, "batch_size": 8}, {"samples_seen": 4000, "pixel_f1": 0.3, "batch_size": 8}]
+        >>> pts = [{"samples_seen": 1000, "pixel_f1": 0.2, "batch_size": 8},
+        ...        {"samples_seen": 4000, "pixel_f1": 0.3, "batch_size": 8}]
         >>> f = fit(pts); round(f["f1_per_doubling"], 3), f["steps_for_floor_extrapolated"]
         (0.05, 32000)
     """

@@ -83,9 +83,10 @@ def detection_sources(model, result: QualityResult) -> dict[str, float]:
     ``p_fake``: as ``analyze`` gives it (the mask encoder reads the predicted mask).
     ``p_fake_true_mask``: the same question (``analyze``'s default,
     :func:`~forensix.data.conversations.analysis_question`) with the true mask in its place, as with
-    a perfect localizer (``model.detect(images, question=..., masks=...)``); only the mask differs. ``mask_top``: the localizer alone (the
-    per-image :func:`mask_top` of ``result.rows``). A high ``p_fake_true_mask`` beside a low
-    ``mask_top`` says the language model reads the region well and the localizer is what fails.
+    a perfect localizer (``model.detect(images, question=..., masks=...)``); only the mask differs.
+    ``mask_top``: the localizer alone (the per-image :func:`mask_top` of ``result.rows``). A high
+    ``p_fake_true_mask`` beside a low ``mask_top`` says the language model reads the region well and
+    the localizer is what fails.
 
     Example:
         >>> from forensix.models import ForensixModel
