@@ -26,10 +26,11 @@ import math
 import time
 
 import numpy as np
-import torch
 
 from benchmarks._common import write_result
 from forensix.calibration import calibrate_mask_threshold
+from forensix.config import get_config
+from forensix.data.datasets import SyntheticForgeryDataset
 from forensix.metrics import image_metrics, pixel_metrics
 from forensix.models import ForensixModel
 from forensix.pipeline import DATA_LENGTH, stage_datasets
@@ -42,13 +43,12 @@ FRESH_LENGTH = 1_000_000
 
 def run(steps: int, samples: list, *, fresh: bool = False, seed: int = SEED) -> dict:
     """Train the localizer alone for ``steps`` and score it on ``samples``."""
-    torch.manual_seed(seed)
-    model = ForensixModel.from_config("small", seed=seed)
+    model = ForensixModel.from_config("small", seed=seed)  # seeds torch itself
     size = model.config.image_size
     train, val = stage_datasets("small", 2, size, seed)
     if fresh:
-        train = type(train)(stage=2, split="train", size=size, length=FRESH_LENGTH, seed=seed, cache=False,
-                            photos=train.generator.photos)
+        train = SyntheticForgeryDataset(stage=2, split="train", size=size, length=FRESH_LENGTH, seed=seed, cache=False,
+                                        photos=train.generator.photos)
     spec = get_stage(2, losses=("mask",))
     config = TrainConfig(steps=steps, seed=seed).resolved(spec, "small")
     started = time.perf_counter()
@@ -73,11 +73,12 @@ def run(steps: int, samples: list, *, fresh: bool = False, seed: int = SEED) -> 
 
 
 def fit(curve: list[dict], floor: float = FLOOR) -> dict:
-    """Pixel F1 per doubling of samples seen (least squares), and the steps that line needs for ``floor``.
+    """Pixel F1 per doubling of samples seen (least squares), and the steps (and hours, at the last run's
+    speed) that line needs for ``floor``.
 
     Example:
-        >>> pts = [{"samples_seen": 1000, "pixel_f1": 0.2, "batch_size": 8},
-        ...        {"samples_seen": 4000, "pixel_f1": 0.3, "batch_size": 8}]
+        >>> pts = [{"samples_seen": 1000, "pixel_f1": 0.2, "batch_size": 8, "steps": 125, "train_s": 20.0},
+        ...        {"samples_seen": 4000, "pixel_f1": 0.3, "batch_size": 8, "steps": 500, "train_s": 80.0}]
         >>> f = fit(pts); round(f["f1_per_doubling"], 3), f["steps_for_floor_extrapolated"]
         (0.05, 32000)
     """
@@ -86,21 +87,19 @@ def fit(curve: list[dict], floor: float = FLOOR) -> dict:
     slope, intercept = np.polyfit(x, y, 1)
     out = {"f1_per_doubling": float(slope), "floor": floor, "steps_for_floor_extrapolated": None}
     if slope > 0:
-        samples = 2 ** ((floor - intercept) / slope)
-        out["steps_for_floor_extrapolated"] = int(math.ceil(samples / curve[-1]["batch_size"]))
+        last = curve[-1]
+        steps = int(math.ceil(2 ** ((floor - intercept) / slope) / last["batch_size"]))
+        out["steps_for_floor_extrapolated"] = steps
+        out["hours_for_floor_extrapolated"] = round(steps * last["train_s"] / last["steps"] / 3600, 1)
     return out
 
 
 def main(steps: list[int]) -> dict:
-    samples = held_out_samples(N_HELD_OUT, ForensixModel.from_config("small").config.image_size, HELD_OUT_SEED)
+    samples = held_out_samples(N_HELD_OUT, get_config("small").image_size, HELD_OUT_SEED)
     started = time.perf_counter()
     curve = [run(n, samples) for n in sorted(steps)]
-    payload: dict = {"curve": curve, "fit": fit(curve) if len(curve) > 1 else None}
-    payload["fresh_data"] = run(max(steps), samples, fresh=True)
-    seconds_per_step = curve[-1]["train_s"] / curve[-1]["steps"]
-    if payload["fit"] and payload["fit"]["steps_for_floor_extrapolated"]:
-        payload["fit"]["hours_for_floor_extrapolated"] = round(
-            payload["fit"]["steps_for_floor_extrapolated"] * seconds_per_step / 3600, 1)
+    payload: dict = {"curve": curve, "fit": fit(curve) if len(curve) > 1 else None,
+                     "fresh_data": run(max(steps), samples, fresh=True)}
     payload.update({"seed": SEED, "preset_data_length": DATA_LENGTH["small"],
                     "held_out": {"split": "test", "n_images": N_HELD_OUT, "seed": HELD_OUT_SEED},
                     "seconds": round(time.perf_counter() - started, 1)})
