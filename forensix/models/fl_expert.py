@@ -7,7 +7,10 @@ decoder fuses those maps with the trace branch's deepest features and climbs bac
 branch's skip features, one level per entry of ``decoder_channels`` after the first (five entries
 reach full resolution; the small preset stops at 1/4, where the blob-like forged regions are
 already resolved, and saves most of the decoder's cost). The logits are bilinearly upsampled to
-the input resolution.
+the input resolution. With ``correlation_topk`` a :class:`~forensix.models.correlation.SelfCorrelation`
+layer adds copy-move evidence at the finest decoder level; with ``deep_supervision`` every coarser
+level gets a 1x1 head of its own (its logits are in :attr:`LocalizerOutput.levels`). The training
+objective is in :mod:`forensix.models.objectives`.
 
 Hook points: ``fl_expert.similarity.{i}`` ``[B, 2, gh, gw]`` (one per feature layer, in order),
 ``fl_expert.mask_logits`` ``[B, 1, H, W]``.
@@ -18,7 +21,7 @@ Example:
     >>> cfg = get_config("tiny")
     >>> expert = FLExpert(cfg.localizer, width=32, n_layers=2, trace_channels=cfg.trace.channels)
     >>> feats = [torch.rand(1, c, 64 // 2**i, 64 // 2**i) for i, c in enumerate(cfg.trace.channels)]
-    >>> expert([torch.rand(1, 16, 32)] * 2, torch.rand(2, 16), feats, grid=(4, 4)).shape
+    >>> expert([torch.rand(1, 16, 32)] * 2, torch.rand(2, 16), feats, grid=(4, 4)).logits.shape
     torch.Size([1, 1, 64, 64])
 """
 
@@ -31,11 +34,13 @@ from torch import nn
 from forensix.config import LocalizerConfig
 from forensix.errors import BadConfigError
 from forensix.hooks import HookPoint
+from forensix.models.correlation import SelfCorrelation
+from forensix.models.objectives import LocalizerOutput
 from forensix.models.trace import conv_block
 
 
 class FLExpert(nn.Module):
-    """Multi-layer prompt similarity maps + decoder with skip connections -> mask logits."""
+    """Multi-layer prompt similarity maps + decoder with skip connections -> :class:`LocalizerOutput`."""
 
     def __init__(self, cfg: LocalizerConfig, width: int, n_layers: int, trace_channels: tuple[int, ...]) -> None:
         super().__init__()
@@ -50,9 +55,19 @@ class FLExpert(nn.Module):
             raise BadConfigError(
                 f"localizer.decoder_channels: {len(dec)} entries for {len(skips)} trace levels; give 1 to {len(skips)}"
             )
-        self.bottleneck = conv_block(2 * n_layers + skips[0], dec[0])
-        self.up = nn.ModuleList(conv_block(dec[i] + skips[i + 1], dec[i + 1]) for i in range(len(dec) - 1))
+        if cfg.correlation_topk < 0:
+            raise BadConfigError(f"localizer.correlation_topk={cfg.correlation_topk}: give 0 (off) or a positive count")
+        k = cfg.correlation_topk
+        # self-correlation reads the skip features of the finest level the decoder reaches
+        self.correlation = SelfCorrelation(skips[len(dec) - 1], k) if k else None
+        extra = [0] * (len(dec) - 1) + [k]  # correlation maps join the last decoder level's input
+        self.bottleneck = conv_block(2 * n_layers + skips[0] + (k if len(dec) == 1 else 0), dec[0])
+        self.up = nn.ModuleList(
+            conv_block(dec[i] + skips[i + 1] + extra[i + 1], dec[i + 1]) for i in range(len(dec) - 1)
+        )
         self.head = nn.Conv2d(dec[-1], 1, 1)
+        self.level_heads = (nn.ModuleList(nn.Conv2d(c, 1, 1) for c in dec[:-1])
+                            if cfg.deep_supervision > 0 else None)
         self.hook_mask_logits = HookPoint("fl_expert.mask_logits")
 
     def similarity(self, patches: torch.Tensor, prompts: torch.Tensor, index: int, grid: tuple[int, int]) -> torch.Tensor:
@@ -65,36 +80,21 @@ class FLExpert(nn.Module):
     def forward(
         self, layer_patches: list[torch.Tensor], prompts: torch.Tensor, trace_features: list[torch.Tensor],
         grid: tuple[int, int],
-    ) -> torch.Tensor:
+    ) -> LocalizerOutput:
         maps = [self.similarity(p, prompts, i, grid) for i, p in enumerate(layer_patches)]
-        skips = list(reversed(trace_features))
+        skips = list(reversed(trace_features))[: len(self.up) + 1]
+        inputs = [skips[0]] + skips[1:]
+        if self.correlation is not None:
+            inputs[-1] = torch.cat([inputs[-1], self.correlation(inputs[-1])], dim=1)
         sims = F.interpolate(torch.cat(maps, dim=1), size=skips[0].shape[-2:], mode="bilinear", align_corners=False)
-        x = self.bottleneck(torch.cat([sims, skips[0]], dim=1))
-        for block, skip in zip(self.up, skips[1:]):
+        x = self.bottleneck(torch.cat([sims, inputs[0]], dim=1))
+        levels = []
+        for i, (block, skip) in enumerate(zip(self.up, inputs[1:])):
+            if self.level_heads is not None:
+                levels.append(self.level_heads[i](x))
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
         logits = self.head(x)
         if logits.shape[-2:] != trace_features[0].shape[-2:]:
             logits = F.interpolate(logits, size=trace_features[0].shape[-2:], mode="bilinear", align_corners=False)
-        return self.hook_mask_logits(logits)
-
-
-def mask_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 0.0, dice_weight: float = 1.0) -> torch.Tensor:
-    """BCE (focal when ``gamma`` > 0) + soft dice on forged images (dice skipped for empty targets).
-
-    Example:
-        >>> t = torch.zeros(2, 1, 8, 8); t[:, :, 2:5, 2:5] = 1
-        >>> bool(mask_loss(t * 20 - 10, t) < mask_loss(-t * 20 + 10, t))
-        True
-    """
-    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    p_true = torch.exp(-bce)
-    pixel = ((1 - p_true) ** gamma * bce).mean()  # plain BCE when gamma == 0
-    probs = logits.sigmoid().flatten(1)
-    flat = target.flatten(1)
-    has_region = flat.sum(1) > 0
-    if not has_region.any():
-        return pixel
-    inter = (probs * flat).sum(1)
-    dice = 1 - (2 * inter + 1) / (probs.sum(1) + flat.sum(1) + 1)
-    return pixel + dice_weight * dice[has_region].mean()
+        return LocalizerOutput(logits=self.hook_mask_logits(logits), levels=levels, features=x)

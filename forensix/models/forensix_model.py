@@ -49,7 +49,8 @@ from forensix.hooks import (
 )
 from forensix.models.analysis import Analysis
 from forensix.models.clue_head import ClueHead
-from forensix.models.fl_expert import FLExpert, mask_loss
+from forensix.models.fl_expert import FLExpert
+from forensix.models.objectives import LocalizerOutput, localizer_loss
 from forensix.models.decoding import Decoded, NGramDrafts, greedy_decode
 from forensix.models.lora import merged_lora
 from forensix.models.heads import HeadRegistry
@@ -183,21 +184,27 @@ class ForensixModel(nn.Module):
         mask encoder read (``mask`` when given, e.g. the ground truth in stage 2, else the predicted
         probabilities).
         """
+        return self._vision_side(images, mask)[0]
+
+    def _vision_side(self, images: torch.Tensor, mask: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], LocalizerOutput]:
+        """:meth:`encode_image`'s tensors and the FL-Expert's whole output (what the localizer's objective reads)."""
         vis = self.vision(images)
         trace = self.trace(images, vis.grid)
         fused = self.fusion(vis.patches + trace.tokens)
         layer_patches = [p + trace.tokens for p in vis.layer_patches]
-        mask_logits = self.fl_expert(layer_patches, self.prompts(), trace.features, vis.grid)
+        localizer = self.fl_expert(layer_patches, self.prompts(), trace.features, vis.grid)
+        mask_logits = localizer.logits
         mask_for_tokens = mask if mask is not None else mask_logits.detach().sigmoid()
         region = region_features(mask_for_tokens, fused, vis.grid, self.config.mask_encoder.layout)
         clue_logits = self.clue_head(torch.cat([region, fused.mean(1)], dim=1))
-        return {
+        tensors = {
             "mask_logits": mask_logits,
             "clue_logits": clue_logits,
             "mask_tokens": self.mask_encoder(region),
             "region_mask": mask_for_tokens.detach(),
             "image_tokens": self.projector(fused, vis.grid),
         }
+        return tensors, localizer
 
     # ------------------------------------------------------------------ language side
     def clue_text(self, clue_logits: torch.Tensor) -> list[str]:
@@ -307,11 +314,10 @@ class ForensixModel(nn.Module):
         losses = tuple(losses)
         images = batch["image"].to(self.device)
         gt_mask = batch["mask"].to(self.device) if "mask" in batch else None
-        vision = self.encode_image(images, mask=gt_mask if mask_source == "gt" else None)
+        vision, localizer = self._vision_side(images, mask=gt_mask if mask_source == "gt" else None)
         terms: dict[str, torch.Tensor] = {}
         if "mask" in losses:
-            lc = self.config.localizer
-            terms["mask"] = mask_loss(vision["mask_logits"], gt_mask, lc.focal_gamma, lc.dice_weight)
+            terms["mask"] = sum(localizer_loss(localizer, gt_mask, self.config.localizer).values())
         if "clue" in losses:
             terms["clue"] = F.binary_cross_entropy_with_logits(vision["clue_logits"], batch["clues"].to(self.device))
         if "lm" in losses:
