@@ -11,7 +11,7 @@ OUT    ?= runs/demo
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: setup demo test test-fast figures benchmarks lab clean
+.PHONY: setup photos demo test test-fast figures benchmarks lab clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Optional: real camera photographs for training (Debian wallpaper packages, licences recorded); `--photos camera` uses them.
+photos: $(STAMP)
+	$(VENV)/bin/forensix photos
 
 demo: $(STAMP)
 	$(VENV)/bin/forensix demo --out $(OUT)

@@ -7,8 +7,11 @@ threshold, F1 at the best per-image threshold (the gap between the two is calibr
 AUROC; per image the localizer's own score (the mean of its top-1 % mask probabilities) for image
 AUROC.
 
-The variants are the default recipe, the recipe before it (``previous``: plain BCE + dice), and the
-default recipe with one component switched off at a time (``no_<component>``). Each variant's rows of
+The variants are the default recipe, the recipe before it (``previous``: plain BCE + dice, every
+component off), the default recipe with one component switched off at a time (``no_<component>``) or,
+for a component the default leaves off, switched on (``with_<component>``), and the default recipe
+trained on the camera photos too (``with_camera_photos``, :mod:`forensix.data.camera_photos`; it needs
+``make photos`` once). Each variant's rows of
 all seeds are paired with the default recipe's rows of the same image and seed, and
 :func:`forensix.bootstrap.paired_differences` resamples those pairs; the per-seed differences are
 listed too, so that an effect one seed shows and the other does not is visible.
@@ -35,6 +38,8 @@ from benchmarks._common import write_result
 from forensix.bootstrap import paired_differences
 from forensix.calibration import calibrate_mask_threshold
 from forensix.config import get_config
+from forensix.data.camera_photos import camera_photos
+from forensix.errors import ForensixError
 from forensix.metrics import best_threshold_f1, pixel_metrics
 from forensix.models import ForensixModel
 from forensix.pipeline import stage_datasets
@@ -44,52 +49,78 @@ from forensix.train import TrainConfig, get_stage, train_stage
 HELD_OUT_SEED, N_HELD_OUT = 1234, 96
 CACHE = Path("runs/ablation")
 
-#: What switching each component off sets (relative to the default recipe).
-COMPONENTS: dict[str, dict] = {
-    "balanced_bce": {"pixel_loss": "bce"},
-    "edge_band": {"edge_weight": 0.0},
-    "deep_supervision": {"deep_supervision": 0.0},
-    "image_loss": {"image_loss": 0.0},
-    "contrastive": {"contrastive": 0.0},
-    "self_correlation": {"correlation_topk": 0},
+#: Each component of the recipe: its config section, and the value that switches it off and on.
+COMPONENTS: dict[str, tuple[str, dict, dict]] = {
+    "balanced_bce": ("localizer", {"pixel_loss": "bce"}, {"pixel_loss": "balanced"}),
+    "edge_band": ("localizer", {"edge_weight": 0.0}, {"edge_weight": 4.0}),
+    "deep_supervision": ("localizer", {"deep_supervision": 0.0}, {"deep_supervision": 0.5}),
+    "image_loss": ("localizer", {"image_loss": 0.0}, {"image_loss": 0.5}),
+    "contrastive": ("localizer", {"contrastive": 0.0}, {"contrastive": 0.2}),
+    "self_correlation": ("localizer", {"correlation_topk": 0}, {"correlation_topk": 8}),
+    "dct": ("trace", {"dct": False}, {"dct": True}),
 }
-#: The recipe before this benchmark: plain BCE + dice.
-_PREVIOUS = {"pixel_loss": "bce", "edge_weight": 0.0, "deep_supervision": 0.0, "image_loss": 0.0, "contrastive": 0.0,
-             "correlation_topk": 0}
+#: The default recipe trained on the bundled photos plus the camera photos (forensix.data.camera_photos).
+CAMERA_VARIANT = "with_camera_photos"
+
+
+def _is_on(section: str, on: dict) -> bool:
+    default = getattr(get_config("small"), section)
+    return all(getattr(default, k) == v for k, v in on.items())
 
 
 def variants() -> dict[str, dict]:
-    """Localizer overrides per variant: ``default``, ``previous`` and ``no_<component>``.
+    """``get_config`` overrides per variant: ``default``, ``previous`` (every component off),
+    ``no_<component>`` for each component the default recipe has, ``with_<component>`` for the others,
+    and ``with_camera_photos``.
 
     Example:
-        >>> v = variants(); v["default"], v["no_contrastive"]["contrastive"], sorted(v)[:2]
-        ({}, 0.0, ['default', 'no_balanced_bce'])
+        >>> v = variants(); v["default"], v["no_contrastive"]["localizer"]["contrastive"], v["with_dct"]
+        ({}, 0.0, {'trace': {'dct': True}})
     """
-    out = {"default": {}, "previous": dict(_PREVIOUS)}
-    out.update({f"no_{name}": change for name, change in COMPONENTS.items()})
+    out: dict[str, dict] = {"default": {}, "previous": {}, CAMERA_VARIANT: {}}
+    for name, (section, off, on) in COMPONENTS.items():
+        out["previous"].setdefault(section, {}).update(off)
+        out[f"no_{name}" if _is_on(section, on) else f"with_{name}"] = {section: off if _is_on(section, on) else on}
     return out
+
+
+def _recipe_key(cfg) -> str:
+    """A short hash of what a variant trains with (the trace section only when it differs from the preset)."""
+    recipe = {"localizer": cfg.localizer.__dict__}
+    if cfg.trace != get_config("small").trace:
+        recipe["trace"] = cfg.trace.__dict__
+    return hashlib.sha256(json.dumps(recipe["localizer"] if len(recipe) == 1 else recipe, sort_keys=True,
+                                     default=list).encode()).hexdigest()[:8]
 
 
 def run(variant: str, seed: int, steps: int, samples: list) -> pd.DataFrame:
     """Per-image rows of one trained variant (cached in ``runs/ablation``)."""
     overrides = variants()[variant]
-    cfg = get_config("small", seed=seed, localizer=overrides)
-    recipe = hashlib.sha256(json.dumps(cfg.localizer.__dict__, sort_keys=True, default=list).encode()).hexdigest()[:8]
-    path = CACHE / f"{variant}-{recipe}-seed{seed}-steps{steps}.json"
+    cfg = get_config("small", seed=seed, **overrides)
+    path = CACHE / f"{variant}-{_recipe_key(cfg)}-seed{seed}-steps{steps}.json"
     if path.is_file():
         return pd.DataFrame(json.loads(path.read_text())["rows"])
+    photos = None
+    if variant == CAMERA_VARIANT and (photos := camera_photos()) is None:
+        raise ForensixError(f"variant {variant}: the camera photos were never fetched; run `make photos` first")
     model = ForensixModel.from_config(cfg)
-    train, val = stage_datasets("small", 2, model.config.image_size, seed)
+    train, val = stage_datasets("small", 2, model.config.image_size, seed, photos)
     spec = get_stage(2, losses=("mask",))
     config = TrainConfig(steps=steps, seed=seed).resolved(spec, "small")
     started = time.perf_counter()
     train_stage(model, spec, train, config, progress=False)
     train_s = time.perf_counter() - started
     model.eval()
-    threshold = calibrate_mask_threshold(model, [val.sample(i) for i in range(len(val))]).threshold
+    val_samples = [val.sample(i) for i in range(len(val))]
+    threshold = calibrate_mask_threshold(model, val_samples).threshold
     probs = []
     for start in range(0, len(samples), 16):
         probs += model.mask_probabilities([s.image for s in samples[start : start + 16]])
+    forged_val = [s for s in val_samples if s.record.is_fake]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path.with_suffix(".npz"), test=np.stack(probs).astype(np.float16),  # for read-out studies
+                        val=np.stack(model.mask_probabilities([s.image for s in forged_val])).astype(np.float16),
+                        val_masks=np.stack([s.mask for s in forged_val]))
     rows = []
     for index, (p, s) in enumerate(zip(probs, samples)):
         row = {"index": index, "seed": seed, "op": s.record.op, "is_fake": int(s.record.is_fake), "p_fake": mask_top(p)}
@@ -132,7 +163,9 @@ def main(steps: int, seeds: list[int], names: list[str]) -> dict:
     names = ["default"] + [n for n in names if n != "default"]
     results = {n: pd.concat([run(n, s, steps, samples) for s in seeds], ignore_index=True) for n in names}
     default = results["default"]
-    payload: dict = {"steps": steps, "seeds": seeds, "recipe": get_config("small").localizer.__dict__, "variants": {}}
+    default_cfg = get_config("small")
+    payload: dict = {"steps": steps, "seeds": seeds, "variants": {},
+                     "recipe": {"localizer": default_cfg.localizer.__dict__, "trace": default_cfg.trace.__dict__}}
     for name, rows in results.items():
         entry = {"overrides": variants()[name], **summary(rows)}
         if name != "default":

@@ -1,4 +1,4 @@
-"""Command line: ``forensix demo | train | analyze | explain | eval``.
+"""Command line: ``forensix demo | train | photos | analyze | explain | eval``.
 
 Errors caused by input (a bad image path, an unknown preset, a tampered checkpoint) end the
 command with one line on stderr and exit status 2; ``--debug`` shows the full traceback.
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEMO_EVAL_IMAGES = 24
-PHOTOS_HELP = "a folder of your own photos to forge for training too (validation and test keep the bundled photos)"
+PHOTOS_HELP = ("a folder of your own photos to forge for training too, or 'camera' for the camera photos that "
+               "`forensix photos` fetched (validation and test keep the bundled photos)")
 
 
 def _stages(value: str) -> tuple[int, ...]:
@@ -70,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     train.add_argument("--photos", default=None, help=PHOTOS_HELP)
 
+    photos = sub.add_parser("photos", help="fetch the camera photographs for training once (Debian packages, licences recorded)")
+    photos.add_argument("--out", default=None, help="where to put them (default: the forensix cache)")
+
     analyze = sub.add_parser("analyze", help="explain one image: text, p_fake, mask PNG, HTML report")
     analyze.add_argument("image")
     analyze.add_argument("--model", required=True, help="a directory written by save_pretrained / forensix train")
@@ -103,6 +107,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         last = result.history[-1] if result.history else {}
         print(f"stage {stage}: {len(result.history)} steps, final loss {last.get('loss', float('nan')):.4f}")
     print(f"model: {Path(args.out) / f'stage{stages[-1]}' / 'model'}")
+    return 0
+
+
+def cmd_photos(args: argparse.Namespace) -> int:
+    from forensix.data.camera_photos import CAMERA_PHOTOS, fetch_camera_photos
+
+    where = fetch_camera_photos(args.out)
+    print(f"{len(CAMERA_PHOTOS)} camera photos with their licences in {where}; train with --photos camera")
     return 0
 
 
@@ -214,7 +226,8 @@ def _quality_table(intervals: pd.DataFrame) -> str:
             f"<tr><th>95% interval</th>{spans}</tr></table>")
 
 
-COMMANDS = {"demo": cmd_demo, "train": cmd_train, "analyze": cmd_analyze, "explain": cmd_explain, "eval": cmd_eval}
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "photos": cmd_photos, "analyze": cmd_analyze, "explain": cmd_explain,
+            "eval": cmd_eval}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

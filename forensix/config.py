@@ -48,6 +48,7 @@ class TraceConfig:
     constrained_filters: int = 3
     residual_clip: float = 3.0
     anomaly_window: int = 5  # local-anomaly layers after every downsampling stage (0: none)
+    dct: bool = False  # a JPEG block-DCT stream joins the 1/8-scale level (forensix.models.dct)
 
 
 @dataclass
@@ -110,6 +111,9 @@ class ForensixConfig:
     clue_threshold: float = 0.5
     region_in_prompt: bool = False  # region words of the mask the mask encoder reads; stage 3 turns them on
     mask_threshold: float = 0.5  # chosen on validation data after stage 2 (forensix.calibration)
+    resolution: str = "native"  # "native": the localizer reads the photo's own pixels; "resize": a copy at image_size
+    native_tile: int = 1024  # native photos larger than this on a side run as overlapping tiles (forensix.models.native)
+    native_overlap: int = 128
     seed: int = 0
 
     @property

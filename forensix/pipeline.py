@@ -29,11 +29,16 @@ import numpy as np
 
 from forensix.calibration import calibrate_mask_threshold
 from forensix.config import get_config
+from forensix.data.camera_photos import camera_photos, camera_photos_dir
 from forensix.data.datasets import SyntheticForgeryDataset
 from forensix.data.sources import FolderPhotos, PhotoPool
+from forensix.errors import ForensixError
 from forensix.models import ForensixModel
 from forensix.train import StageSpec, TrainConfig, TrainResult, get_stage, train_stage
 from forensix.train.loop import Callback, run_identity
+
+#: The ``photos`` name of the fetched camera photographs.
+CAMERA = "camera"
 
 #: Number of distinct synthetic training images per stage and preset (cycled by the step sampler).
 DATA_LENGTH = {"tiny": 32, "small": 4800, "paper": 20000}
@@ -82,6 +87,23 @@ def _calibrate(model: ForensixModel, val: SyntheticForgeryDataset, where: Path) 
     return changed
 
 
+def training_photos(photos: str | Path | Mapping[str, np.ndarray] | None) -> Mapping[str, np.ndarray] | None:
+    """Extra training photos from what a user names: ``None``, a mapping, a folder, or ``"camera"``
+    (the camera photographs of :mod:`forensix.data.camera_photos`, fetched once by ``forensix photos``).
+
+    Example:
+        >>> training_photos(None) is None
+        True
+    """
+    if isinstance(photos, str) and photos == CAMERA:
+        found = camera_photos()
+        if found is None:
+            raise ForensixError(f"--photos camera: the camera photos were never fetched (looked in {camera_photos_dir()}); "
+                                "run `forensix photos` (or `make photos`) once, or leave --photos out")
+        return found
+    return FolderPhotos(photos) if isinstance(photos, (str, Path)) else photos
+
+
 def train_stages(
     preset: str = "small", out: str | Path = "runs/demo", *, stages: Iterable[int] = (1, 2, 3), seed: int = 0,
     steps: dict[int, int] | None = None, batch_size: dict[int, int] | None = None, resume: bool = False,
@@ -91,13 +113,14 @@ def train_stages(
     """Train stages in order; finished stages are loaded from ``out`` instead of retrained.
 
     ``photos``: a folder (or a mapping name -> image) of your own photos to forge for training as well, besides
-    the bundled training photos; validation and the held-out test split keep their bundled photos.
+    the bundled training photos, or ``"camera"`` for the fetched camera photos (:func:`training_photos`);
+    validation and the held-out test split keep their bundled photos.
 
     From the stage that trains the localizer (stage 2) on, the mask threshold is calibrated on the
     stage's validation split and saved with the model (``OUT/stageN/calibration.json`` shows the choice).
     """
     config = get_config(preset, seed=seed)
-    photos = FolderPhotos(photos) if isinstance(photos, (str, Path)) else photos
+    photos = training_photos(photos)
     results: dict[int, TrainResult] = {}
     localizer_trained = False
     for stage in stages:
@@ -132,4 +155,4 @@ def train_stages(
     return model.eval(), results
 
 
-__all__ = ["DATA_LENGTH", "finished_stage", "stage_datasets", "stage_dir", "train_stages"]
+__all__ = ["CAMERA", "DATA_LENGTH", "finished_stage", "stage_datasets", "stage_dir", "train_stages", "training_photos"]

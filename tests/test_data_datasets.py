@@ -1,6 +1,7 @@
 """Tests of forensix.data.datasets: synthetic dataset, folder layouts, manifests, bad inputs."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,85 @@ def test_empty_and_wrong_layout(tmp_path):
         load_dataset(tmp_path, "nist")
     with pytest.raises(BadDatasetError, match="none of the files"):
         load_dataset(tmp_path, "coverage")
+
+
+# ------------------------------------------------------------------------------- camera photos
+
+
+def _fake_apt(tmp_path, drop: str | None = None):
+    """A stand-in for apt-get/dpkg that 'downloads' two packages holding the listed photos."""
+    import subprocess
+
+    import numpy as np
+    from PIL import Image
+
+    from forensix.data.camera_photos import CAMERA_PHOTOS
+
+    calls = []
+
+    def runner(args, cwd, **kwargs):
+        calls.append(args)
+        cwd = Path(cwd)
+        if args[:2] == ["apt-get", "download"]:
+            for package in args[2:]:
+                (cwd / f"{package}_1.0-1_all.deb").write_bytes(b"deb")
+        elif args[0] == "dpkg":
+            package = args[2].split("_")[0]
+            for i, photo in enumerate(p for p in CAMERA_PHOTOS if p.package == package):
+                if photo.path.endswith(drop or "\0"):
+                    continue
+                target = cwd / args[3] / photo.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.full((40, 60, 3), 10 * i, np.uint8)).save(target)
+            doc = cwd / args[3] / "usr/share/doc" / package / "copyright"
+            doc.parent.mkdir(parents=True, exist_ok=True)
+            doc.write_text("Files: *\nLicense: GPL-2+\n")
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    return runner, calls
+
+
+def test_camera_photos_are_fetched_with_their_licences_and_read_back(tmp_path):
+    import json
+
+    from forensix.data.camera_photos import CAMERA_PHOTOS, camera_photos, fetch_camera_photos
+
+    assert camera_photos(tmp_path / "never") is None
+    runner, calls = _fake_apt(tmp_path)
+    dest = fetch_camera_photos(tmp_path / "photos", runner=runner)
+    assert calls[0][:2] == ["apt-get", "download"]
+    records = json.loads((dest / "LICENSES.json").read_text())
+    assert [r["file"] for r in records] == [Path(p.path).name for p in CAMERA_PHOTOS]
+    assert all(r["licence"] and r["copyright"] and r["version"] == "1.0-1" for r in records)
+    assert (dest / "mate-backgrounds.copyright").is_file()
+    (dest / "unlisted.jpg").write_bytes((dest / records[0]["file"]).read_bytes())  # no licence: never used
+    photos = camera_photos(dest)
+    assert sorted(photos) == sorted(p.name for p in CAMERA_PHOTOS)
+    assert photos[CAMERA_PHOTOS[0].name].shape == (40, 60, 3)
+
+
+def test_a_failed_or_incomplete_fetch_is_a_clear_error_and_keeps_what_was_there(tmp_path):
+    import subprocess
+
+    from forensix.data.camera_photos import fetch_camera_photos
+    from forensix.errors import ForensixError
+
+    runner, _ = _fake_apt(tmp_path)
+    dest = fetch_camera_photos(tmp_path / "photos", runner=runner)
+    before = sorted(p.name for p in dest.iterdir())
+    broken, _ = _fake_apt(tmp_path, drop="Storm.jpg")
+    with pytest.raises(ForensixError, match="Storm.jpg"):
+        fetch_camera_photos(dest, runner=broken)
+
+    def refused(args, **kwargs):
+        return subprocess.CompletedProcess(args, 100, "", "E: Unable to locate package mate-backgrounds")
+
+    with pytest.raises(ForensixError, match="apt-get update"):
+        fetch_camera_photos(dest, runner=refused)
+
+    def absent(args, **kwargs):
+        raise FileNotFoundError(args[0])
+
+    with pytest.raises(ForensixError, match="--photos DIR"):
+        fetch_camera_photos(dest, runner=absent)
+    assert sorted(p.name for p in dest.iterdir()) == before

@@ -275,7 +275,7 @@ def _forced(model: Any, analysis: Any, pixels: Tensor | None = None) -> _Forced:
     if pixels is None:
         pixels, _ = model.preprocess(analysis.image)
     with torch.no_grad():
-        vision = model.encode_image(pixels)
+        vision = model.encode_image(pixels, model.region_for(analysis.image))
     messages = [{"role": "user", "content": analysis.question}]
     tokens = model.tokenize([messages], model.prompter_words(vision), add_generation_prompt=True)
     ids = tokens.ids[0].tolist()
@@ -616,6 +616,11 @@ def attribute_patches(
     patch = int(patch or model.vision.patch_size)
     with _analysis_mode(model, None):
         pixels, sizes = model.preprocess(image)
+        region = model.region_for(image)  # native mode: the localizer's own mask stays as analyze saw it
+
+        def vision_of(px: Tensor) -> dict[str, Tensor]:
+            return model.encode_image(px, None if region is None else region.expand(px.shape[0], -1, -1, -1))
+
         s = pixels.shape[-1]
         if patch < 1 or s % patch:
             raise BadConfigError(f"patch={patch}: must divide the model's input size {s}")
@@ -624,7 +629,7 @@ def attribute_patches(
                 raise BadConfigError(f"target={target!r}: use 'p_fake' or a generated-token index")
 
             def score(px: Tensor) -> Tensor:
-                return model._p_fake(model.encode_image(px))
+                return model._p_fake(vision_of(px))
 
             name = P_FAKE
         else:
@@ -635,7 +640,7 @@ def attribute_patches(
             name = analysis.generated_tokens[t]
 
             def score(px: Tensor) -> Tensor:
-                vis = model.encode_image(px)
+                vis = vision_of(px)
                 emb = _embed_batch(model, forced, vis, px.shape[0])
                 seq, keep = _sequence(forced, emb, t + 1, embed)
                 logits = model.lm(inputs_embeds=seq, use_cache=False, logits_to_keep=keep).logits

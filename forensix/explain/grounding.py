@@ -290,7 +290,7 @@ def _gradient_maps(model: Any, analysis: Any, sigma: float | None, chunk_size: i
         forced = _forced(model, analysis, pixels)  # validates the prompt
         with torch.enable_grad():
             px = pixels.detach().clone().requires_grad_(True)
-            vision = model.encode_image(px)
+            vision = model.encode_image(px, model.region_for(analysis.image))
             emb = model.embed(forced.tokens, vision)
             seq, keep = _sequence(forced, emb, n, model.lm.get_input_embeddings())
             logits = model.lm(inputs_embeds=seq, use_cache=False, logits_to_keep=keep).logits

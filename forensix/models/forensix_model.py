@@ -56,6 +56,7 @@ from forensix.models.lora import merged_lora
 from forensix.models.heads import HeadRegistry
 from forensix.models.language import answer_token_ids, load_language_model
 from forensix.models.mask_encoder import MaskEncoder, region_features
+from forensix.models.native import RESOLUTIONS, stitched
 from forensix.models.projector import Projector
 from forensix.models.prompting import IGNORE, IMAGE_SLOT, TokenBatch, encode_conversation, pad_batch
 from forensix.models.prompts import ForgeryPrompts
@@ -156,8 +157,9 @@ class ForensixModel(nn.Module):
         self._refresh_hook_points()
 
     # ------------------------------------------------------------------ vision side
-    def preprocess(self, images: Any) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-        """Images (arrays, PIL, paths, tensors) -> ``[B, 3, S, S]`` at the model's size, plus original sizes."""
+    @staticmethod
+    def _arrays(images: Any) -> list[np.ndarray]:
+        """Images (arrays, PIL, paths, tensors, or a list of them) -> ``uint8`` arrays, with clear errors."""
         if isinstance(images, torch.Tensor) and images.ndim == 4:
             items = list(images)
         elif isinstance(images, (list, tuple)):
@@ -166,16 +168,72 @@ class ForensixModel(nn.Module):
             items = [images]
         if not items:
             raise BadImageError("images: got an empty batch; pass at least one image")
-        arrays = [as_image_array(x, name=f"images[{i}]") for i, x in enumerate(items)]
+        return [as_image_array(x, name=f"images[{i}]") for i, x in enumerate(items)]
+
+    def preprocess(self, images: Any) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+        """Images (arrays, PIL, paths, tensors) -> ``[B, 3, S, S]`` at the model's size, plus original sizes.
+
+        This is the copy the semantic ViT and the language side read; with ``resolution="native"`` the
+        localizer reads the photos themselves (:meth:`native_masks`).
+        """
+        arrays = self._arrays(images)
+        pixels = [_resized(_as_pixels(a), self.config.image_size) for a in arrays]
+        return torch.cat(pixels).to(self.device), [a.shape[:2] for a in arrays]
+
+    def localizer_logits(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Mask logits ``[B, 1, H, W]`` of images at their own size: the ViT reads a copy at the model's size,
+        the trace branch and the FL-Expert the pixels themselves."""
+        vis = self.vision(_resized(pixels, self.config.image_size))
+        trace = self.trace(pixels, vis.grid)
+        return self.fl_expert([p + trace.tokens for p in vis.layer_patches], self.prompts(), trace.features, vis.grid).logits
+
+    @torch.no_grad()
+    def native_masks(self, images: Any) -> list[torch.Tensor]:
+        """The localizer's probabilities ``[1, 1, H, W]`` per image at its own pixels (whole, or native tiles
+        stitched when a side exceeds ``config.native_tile``; see :mod:`forensix.models.native`).
+
+        Example:
+            >>> model = ForensixModel.from_config("tiny")
+            >>> [m.shape[-2:] for m in model.native_masks([np.zeros((37, 90, 3), np.uint8)])]
+            [torch.Size([37, 90])]
+        """
+        with _eval_mode(self):
+            return [stitched(lambda x: self.localizer_logits(x.to(self.device)), _as_pixels(a),
+                             self.config.native_tile, self.config.native_overlap).sigmoid()
+                    for a in self._arrays(images)]
+
+    def _native_region(self, masks: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Native probabilities pooled (area) to ``[B, 1, S, S]``: what the mask encoder and the region words read."""
         size = self.config.image_size
-        pixels = []
-        for array in arrays:
-            x = torch.from_numpy(np.array(array, copy=True)).permute(2, 0, 1)[None].float() / 255.0
-            if x.shape[-2:] != (size, size):
-                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-            pixels.append(x)
-        batch = torch.cat(pixels)
-        return batch.to(self.device), [a.shape[:2] for a in arrays]
+        return torch.cat([F.adaptive_avg_pool2d(m, (size, size)) for m in masks]).to(self.device)
+
+    def region_for(self, image: Any) -> torch.Tensor | None:
+        """The mask the language side reads for ``image`` when it is not computed from the model's copy:
+        the native mask pooled to the model's size (``resolution="native"``), else ``None``.
+
+        Explanation tools pass it to :meth:`encode_image` so that they replay exactly what :meth:`analyze` saw.
+        """
+        return self._native_region(self.native_masks(image)) if self.config.resolution == "native" else None
+
+    def _encode(self, images: Any, masks: Sequence[Any] | None = None, native: list[torch.Tensor] | None = None,
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor], list[np.ndarray]]:
+        """Preprocessed copy, vision tensors and one probability map per image at its own size.
+
+        ``masks`` (user masks) replace the predicted ones; otherwise the localizer runs at native
+        resolution (``native``: its masks, when already computed) or on the copy, as ``config.resolution`` says.
+        """
+        if self.config.resolution not in RESOLUTIONS:
+            raise BadConfigError(f"config.resolution={self.config.resolution!r}; choose one of {RESOLUTIONS}")
+        pixels, sizes = self.preprocess(images)
+        if masks is not None:
+            vision = self.encode_image(pixels, self.preprocess_masks(masks, sizes))
+            return pixels, vision, _probability_maps(vision["mask_logits"], sizes)
+        if self.config.resolution == "native":
+            native = native if native is not None else self.native_masks(images)
+            vision = self.encode_image(pixels, self._native_region(native))
+            return pixels, vision, [m[0, 0].numpy().astype(np.float32) for m in native]
+        vision = self.encode_image(pixels)
+        return pixels, vision, _probability_maps(vision["mask_logits"], sizes)
 
     def encode_image(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Run the vision side on ``[B, 3, H, W]`` images in ``[0, 1]``.
@@ -373,13 +431,12 @@ class ForensixModel(nn.Module):
             >>> model.detect([np.zeros((64, 64, 3), np.uint8)], masks=[np.eye(64, dtype=bool)]).shape
             (1,)
         """
-        pixels, sizes = self.preprocess(images)
-        regions = None if masks is None else self.preprocess_masks(masks, sizes)
+        arrays = self._arrays(images)
         with _eval_mode(self):
             scores = [
-                self._p_fake(self.encode_image(pixels[i : i + batch_size],
-                                               None if regions is None else regions[i : i + batch_size]), question).cpu()
-                for i in range(0, len(pixels), batch_size)
+                self._p_fake(self._encode(arrays[i : i + batch_size], None if masks is None else masks[i : i + batch_size])[1],
+                             question).cpu()
+                for i in range(0, len(arrays), batch_size)
             ]
         return torch.cat(scores).numpy()
 
@@ -488,17 +545,16 @@ class ForensixModel(nn.Module):
         capture_attention: bool = False,
     ) -> list[Analysis]:
         """:meth:`analyze` for several images in one batched generation (attention capture: one image only)."""
-        images = list(images)
-        pixels, sizes = self.preprocess(images)
-        arrays = [as_image_array(x, name=f"images[{i}]") for i, x in enumerate(images)]
+        arrays = self._arrays(list(images))
         messages = self._prompt_for(question)
         vision_cache = Cache()
         watch = caching_hooks(vision_cache, resolve_names("vision.blocks.*.attn.pattern", self._hook_points)) if capture_attention else []
         with _eval_mode(self):
+            # the native pass runs before the hooks: the attention recorded is the language side's
+            native = self.native_masks(arrays) if self.config.resolution == "native" else None
             with self.hooks(watch):
-                vision = self.encode_image(pixels)
-            replies = self.generate_replies(vision, [messages] * len(images), max_new_tokens, slot_attention=capture_attention)
-        mask_maps = _probability_maps(vision["mask_logits"], sizes)
+                pixels, vision, mask_maps = self._encode(arrays, native=native)
+            replies = self.generate_replies(vision, [messages] * len(arrays), max_new_tokens, slot_attention=capture_attention)
         clue_probs = vision["clue_logits"].sigmoid().tolist()
         grid = (pixels.shape[-2] // self.vision.patch_size, pixels.shape[-1] // self.vision.patch_size)
         analyses = []
@@ -536,16 +592,16 @@ class ForensixModel(nn.Module):
             [(48, 40), (48, 40)]
         """
         with torch.no_grad(), _eval_mode(self):
+            if self.config.resolution == "native":
+                return [m[0, 0].numpy().astype(np.float32) for m in self.native_masks(images)]
             pixels, sizes = self.preprocess(images)
             return _probability_maps(self.encode_image(pixels)["mask_logits"], sizes)
 
     def localize(self, image: Any) -> Localization:
         """Mask heatmap and ``p_fake`` in the common :class:`~forensix.baselines.base.Localization` form."""
         with torch.no_grad(), _eval_mode(self):
-            pixels, sizes = self.preprocess(image)
-            vision = self.encode_image(pixels)
-            heatmap = _probability_maps(vision["mask_logits"], sizes)[0]
-            score = float(self._p_fake(vision)[0])
+            _, vision, maps = self._encode(image)
+            heatmap, score = maps[0], float(self._p_fake(vision)[0])
         return Localization(heatmap=heatmap, mask=(heatmap >= self.config.mask_threshold).astype(np.uint8), score=score)
 
     def chat(self, image: Any) -> Conversation:
@@ -659,9 +715,8 @@ class Conversation:
 
     def __init__(self, model: ForensixModel, image: Any) -> None:
         self.model = model
-        self.pixels, _ = model.preprocess(image)
         with torch.no_grad(), _eval_mode(model):
-            self.vision = model.encode_image(self.pixels)
+            self.pixels, self.vision, _ = model._encode(image)
         self.history: list[dict] = []
 
     def ask(self, question: str, max_new_tokens: int | None = None) -> str:
@@ -685,6 +740,18 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
     finally:
         for module, mode in modes.items():
             module.training = mode
+
+
+def _as_pixels(array: np.ndarray) -> torch.Tensor:
+    """``H x W x 3`` uint8 -> ``[1, 3, H, W]`` float in [0, 1] (CPU)."""
+    return torch.from_numpy(np.array(array, copy=True)).permute(2, 0, 1)[None].float() / 255.0
+
+
+def _resized(pixels: torch.Tensor, size: int) -> torch.Tensor:
+    """``[B, 3, H, W]`` -> ``[B, 3, size, size]`` (antialiased bilinear; unchanged when already that size)."""
+    if pixels.shape[-2:] == (size, size):
+        return pixels
+    return F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
 def _probability_maps(mask_logits: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:

@@ -60,6 +60,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from forensix import cache
+from forensix.cache import cache_dir  # noqa: F401  (re-exported)
 from forensix.errors import BadConfigError, ModelNotAvailableError
 from forensix.hooks import attention_implementation  # noqa: F401  (re-exported for convenience)
 
@@ -115,16 +117,6 @@ class LanguageModelBundle:
     name: str
 
 
-def cache_dir() -> Path:
-    """Cache root: ``$FORENSIX_CACHE`` if set, else ``~/.cache/forensix``.
-
-    Example:
-        >>> cache_dir().name in ("forensix", os.environ.get("FORENSIX_CACHE", "forensix"))
-        True
-    """
-    return _default_cache_root()
-
-
 def load_language_model(
     source: str = "tiny",
     *,
@@ -145,7 +137,7 @@ def load_language_model(
     """
     if not isinstance(source, str) or not source.strip():
         raise ModelNotAvailableError(f"language model source {source!r} is empty; {_choices_text()}")
-    root = Path(cache_dir).expanduser() if cache_dir is not None else _default_cache_root()
+    root = Path(cache_dir).expanduser() if cache_dir is not None else cache.cache_dir()
     key = _ALIASES.get(source.strip().lower())
     if key == "tiny":
         tokenizer = _load_smollm2_tokenizer(root)
@@ -230,11 +222,6 @@ def set_attention_implementation(model: nn.Module, name: str) -> None:
 
 # --------------------------------------------------------------------------------------------
 # internals
-
-
-def _default_cache_root() -> Path:
-    env = os.environ.get("FORENSIX_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "forensix"
 
 
 def _choices_text() -> str:

@@ -108,12 +108,22 @@ def pixel_terms(logits: torch.Tensor, target: torch.Tensor, cfg: LocalizerConfig
     return terms
 
 
+def _spread(index: torch.Tensor, count: int) -> torch.Tensor:
+    """At most ``count`` entries of ``index``, evenly spaced (deterministic, so a loss is a function of its inputs)."""
+    if len(index) <= count:
+        return index
+    return index[torch.linspace(0, len(index) - 1, count, device=index.device).round().long()]
+
+
 def pixel_contrast(features: torch.Tensor, target: torch.Tensor, temperature: float = 0.1,
-                   per_class: int = 256, generator: torch.Generator | None = None) -> torch.Tensor:
+                   per_class: int = 256) -> torch.Tensor:
     """Supervised pixel InfoNCE inside each forged image: forged pixels pull together and away from authentic ones.
 
+    Each anchor's term is the supervised-contrastive loss (Khosla et al. 2020) minus ``log`` of its
+    number of positives, so that it is 0 at perfect separation.
+
     ``features`` ``[B, C, h, w]``; ``target`` is pooled to ``h x w``. At most ``per_class`` pixels of each
-    class are drawn per image. Images without both classes are skipped (zero when none has both).
+    class are taken per image, evenly spaced in raster order. Images without both classes are skipped (zero when none has both).
 
     Example:
         >>> t = torch.zeros(1, 1, 8, 8); t[..., :4] = 1
@@ -128,16 +138,16 @@ def pixel_contrast(features: torch.Tensor, target: torch.Tensor, temperature: fl
         forged, authentic = labels.nonzero().squeeze(1), (~labels).nonzero().squeeze(1)
         if len(forged) < 2 or len(authentic) < 2:
             continue
-        pick = [idx[torch.randperm(len(idx), generator=generator, device=idx.device)[:per_class]]
-                for idx in (forged, authentic)]
-        chosen = torch.cat(pick)
+        chosen = torch.cat([_spread(forged, per_class), _spread(authentic, per_class)])
         z, y = f[:, chosen].T, labels[chosen]
         logits = z @ z.T / temperature
         eye = torch.eye(len(chosen), dtype=torch.bool, device=z.device)
         logits = logits.masked_fill(eye, float("-inf"))
         positive = (y[:, None] == y[None]) & ~eye
         log_prob = logits.log_softmax(dim=1).masked_fill(~positive, 0.0)
-        losses.append(-(log_prob.sum(1) / positive.sum(1)).mean())
+        n_positive = positive.sum(1)
+        # minus log(positives): the loss is 0 when each class collapses to a point far from the other
+        losses.append((-(log_prob.sum(1) / n_positive) - n_positive.float().log()).mean())
     return torch.stack(losses).mean() if losses else features.sum() * 0.0
 
 

@@ -5,7 +5,8 @@ learnable constrained convolution (Bayar & Stamm) expose noise residuals, and th
 (log of the local variance, per SRM filter) shows where the noise level changes, the classic
 splicing cue. A small group-normalised conv encoder turns RGB + residuals + energy into features at full,
 1/2, 1/4, 1/8 and 1/16 resolution (the skip path of the FL-Expert decoder) and into tokens on the vision
-encoder's patch grid, fused with the semantic tokens. After every downsampling stage a
+encoder's patch grid, fused with the semantic tokens. With ``dct`` on, a JPEG block-DCT stream
+(:mod:`forensix.models.dct`) is added to the 1/8-scale level. After every downsampling stage a
 :class:`LocalAnomaly` layer (after ManTra-Net's local anomaly detection) adds how far each position's
 features, and their neighbourhood's, stand from the image's own statistics: a forged region is
 whatever differs from the rest of its image.
@@ -30,7 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from forensix.config import TraceConfig
+from forensix.errors import BadConfigError
 from forensix.hooks import HookPoint
+from forensix.models.dct import DCTStream
+
+DCT_LEVEL = 3  # the 1/8-scale level, where one position is one JPEG block
 
 _SRM = torch.tensor(
     [
@@ -142,6 +147,9 @@ class TraceBranch(nn.Module):
             stages.append(stage)
             cin = cout
         self.stages = nn.ModuleList(stages)
+        if cfg.dct and len(cfg.channels) < 4:
+            raise BadConfigError(f"trace.dct needs a 1/8-scale level: trace.channels has {len(cfg.channels)} entries, give 4 or more")
+        self.dct = DCTStream(cfg.channels[DCT_LEVEL]) if cfg.dct else None
         self.to_tokens = nn.Linear(cfg.channels[-1], width)
         self.hook_residuals = HookPoint("trace.residuals")
         self.hook_out = HookPoint("trace.out")
@@ -165,8 +173,10 @@ class TraceBranch(nn.Module):
         residuals = self.hook_residuals(self.residuals(images))
         x = torch.cat([images - 0.5, residuals, self.residual_energy(residuals)], dim=1)
         features = []
-        for stage in self.stages:
+        for level, stage in enumerate(self.stages):
             x = stage(x)
+            if level == DCT_LEVEL and self.dct is not None:
+                x = x + self.dct(images, x.shape[-2:])
             features.append(x)
         pooled = F.adaptive_avg_pool2d(features[-1], grid)
         tokens = self.hook_out(self.to_tokens(pooled.flatten(2).transpose(1, 2)))
