@@ -11,7 +11,8 @@ The variants are the default recipe, the recipe before it (``previous``: plain B
 component off), the default recipe with one component switched off at a time (``no_<component>``) or,
 for a component the default leaves off, switched on (``with_<component>``), and the default recipe
 trained on the camera photos too (``with_camera_photos``, :mod:`forensix.data.camera_photos`; it needs
-``make photos`` once). Each variant's rows of
+``make photos`` once), and the default recipe after 400 steps of trace pre-training on processing
+histories (``with_trace_pretraining``, :mod:`forensix.train.pretrain`; its training time includes them). Each variant's rows of
 all seeds are paired with the default recipe's rows of the same image and seed, and
 :func:`forensix.bootstrap.paired_differences` resamples those pairs; the per-seed differences are
 listed too, so that an effect one seed shows and the other does not is visible.
@@ -45,6 +46,7 @@ from forensix.models import ForensixModel
 from forensix.pipeline import stage_datasets
 from forensix.quality import held_out_samples, mask_top
 from forensix.train import TrainConfig, get_stage, train_stage
+from forensix.train.pretrain import pretrain_trace
 
 HELD_OUT_SEED, N_HELD_OUT = 1234, 96
 CACHE = Path("runs/ablation")
@@ -61,6 +63,8 @@ COMPONENTS: dict[str, tuple[str, dict, dict]] = {
 }
 #: The default recipe trained on the bundled photos plus the camera photos (forensix.data.camera_photos).
 CAMERA_VARIANT = "with_camera_photos"
+#: The default recipe after PRETRAIN_STEPS steps of trace pre-training on processing histories (forensix.train.pretrain).
+PRETRAIN_VARIANT, PRETRAIN_STEPS = "with_trace_pretraining", 400
 
 
 def _is_on(section: str, on: dict) -> bool:
@@ -77,7 +81,7 @@ def variants() -> dict[str, dict]:
         >>> v = variants(); v["default"], v["no_contrastive"]["localizer"]["contrastive"], v["with_dct"]
         ({}, 0.0, {'trace': {'dct': True}})
     """
-    out: dict[str, dict] = {"default": {}, "previous": {}, CAMERA_VARIANT: {}}
+    out: dict[str, dict] = {"default": {}, "previous": {}, CAMERA_VARIANT: {}, PRETRAIN_VARIANT: {}}
     for name, (section, off, on) in COMPONENTS.items():
         out["previous"].setdefault(section, {}).update(off)
         out[f"no_{name}" if _is_on(section, on) else f"with_{name}"] = {section: off if _is_on(section, on) else on}
@@ -108,6 +112,8 @@ def run(variant: str, seed: int, steps: int, samples: list) -> pd.DataFrame:
     spec = get_stage(2, losses=("mask",))
     config = TrainConfig(steps=steps, seed=seed).resolved(spec, "small")
     started = time.perf_counter()
+    if variant == PRETRAIN_VARIANT:
+        pretrain_trace(model, PRETRAIN_STEPS, seed=seed)
     train_stage(model, spec, train, config, progress=False)
     train_s = time.perf_counter() - started
     model.eval()

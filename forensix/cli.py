@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from forensix.errors import ForensixError
+from forensix.weights import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,13 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = sub.add_parser("analyze", help="explain one image: text, p_fake, mask PNG, HTML report")
     analyze.add_argument("image")
-    analyze.add_argument("--model", required=True, help="a directory written by save_pretrained / forensix train")
+    analyze.add_argument("--model", default=DEFAULT_MODEL,
+                         help=f"a directory written by save_pretrained / forensix train, or a released name (default {DEFAULT_MODEL})")
     analyze.add_argument("--question", default=None)
     analyze.add_argument("--out", default="out")
 
     explain = sub.add_parser("explain", help="analyze + ground every explanation token; HTML with heatmaps")
     explain.add_argument("image")
-    explain.add_argument("--model", required=True)
+    explain.add_argument("--model", default=DEFAULT_MODEL, help=f"a model directory or a released name (default {DEFAULT_MODEL})")
     explain.add_argument("--mask", default=None, help="ground-truth mask to score the grounding against")
     explain.add_argument("--out", default="out")
 
@@ -90,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", default=None, help="dataset folder or manifest (not needed for synthetic)")
     evaluate.add_argument("--layout", required=True,
                           choices=["casia", "columbia", "coverage", "imd2020", "manifest", "synthetic"])
-    evaluate.add_argument("--detector", required=True, help="model:DIR, ela, noise, jpeg-ghost, dct or copy-move")
+    evaluate.add_argument("--detector", required=True,
+                          help=f"model ({DEFAULT_MODEL}), model:DIR, ela, noise, jpeg-ghost, dct or copy-move")
     evaluate.add_argument("--out", required=True)
     evaluate.add_argument("--n", type=int, default=200, help="synthetic layout: number of held-out images")
     evaluate.add_argument("--size", type=int, default=224, help="synthetic layout: image size")

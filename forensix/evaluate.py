@@ -38,6 +38,7 @@ from forensix.baselines import get_detector
 from forensix.baselines.base import Detector, Localization, check_image
 from forensix.errors import BadDatasetError, BadMaskError, ForensixError
 from forensix.metrics import image_metrics, pixel_metrics
+from forensix.weights import DEFAULT_MODEL
 
 __all__ = ["EvalResult", "evaluate_detector", "compare_detectors", "comparison_figure", "resolve_detector", "run_eval"]
 
@@ -325,18 +326,17 @@ def comparison_figure(df: pd.DataFrame, metrics: list[str] | None = None) -> Fig
 
 
 def resolve_detector(spec: str, **kwargs: Any) -> Detector:
-    """A detector from a string: a baseline name (``"ela"``, ...) or ``"model:DIR"``.
+    """A detector from a string: a baseline name (``"ela"``, ...), ``"model"`` (the released
+    ``forensix-small``) or ``"model:DIR"`` (a model directory or a released name).
 
     Example:
         >>> resolve_detector("dct").name
         'dct'
     """
-    if spec.startswith("model:"):
-        try:
-            from forensix.models.forensix_model import ForensixModel
-        except ImportError as err:
-            raise ForensixError(f"detector {spec!r}: the forensix model is not available in this install ({err})") from err
-        return ForensixModel.from_pretrained(spec[len("model:") :], **kwargs)
+    if spec == "model" or spec.startswith("model:"):
+        from forensix.models.forensix_model import ForensixModel
+
+        return ForensixModel.from_pretrained(spec[len("model:") :] or DEFAULT_MODEL, **kwargs)
     return get_detector(spec, **kwargs)
 
 

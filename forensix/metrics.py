@@ -50,6 +50,7 @@ __all__ = [
     "best_threshold_f1",
     "pixel_metrics",
     "image_metrics",
+    "expected_calibration_error",
     "rouge_l",
     "rouge_l_scores",
     "bleu",
@@ -177,6 +178,23 @@ def image_metrics(scores: Sequence[float], labels: Sequence[int], threshold: flo
     acc = float(binary_accuracy(_binary(s, threshold), y))
     auroc = math.nan if y.min() == y.max() else float(binary_auroc(s, y))
     return {"accuracy": acc, "auroc": auroc, "n": len(s)}
+
+
+def expected_calibration_error(scores: Sequence[float], labels: Sequence[int], bins: int = 10) -> float:
+    """ECE: over ``bins`` equal-width bins of the predicted P(fake), the share-weighted gap between the mean
+    prediction and the share of fakes (0 = calibrated).
+
+    Example:
+        >>> round(expected_calibration_error([0.9, 0.9, 0.1, 0.1], [1, 0, 0, 0]), 3)
+        0.25
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if s.shape != y.shape or s.ndim != 1 or len(s) == 0:
+        raise ForensixError(f"scores {s.shape} and labels {y.shape} must be 1-D, non-empty and of equal length")
+    which = np.minimum((s * bins).astype(int), bins - 1)
+    gaps = [abs(s[which == b].mean() - y[which == b].mean()) * (which == b).mean() for b in range(bins) if (which == b).any()]
+    return float(np.sum(gaps))
 
 
 def _refs(preds: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]]) -> list[list[str]]:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from forensix.calibration import calibrate_mask_threshold
+from forensix.calibration import calibrate_detection, calibrate_mask_threshold
 from forensix.config import get_config
 from forensix.data.camera_photos import camera_photos, camera_photos_dir
 from forensix.data.datasets import SyntheticForgeryDataset
@@ -77,14 +77,21 @@ def stage_datasets(
     return train, val
 
 
-def _calibrate(model: ForensixModel, val: SyntheticForgeryDataset, where: Path) -> bool:
-    """Set the model's mask threshold from the validation split; write ``calibration.json``; True if it changed."""
-    calibration = calibrate_mask_threshold(model, [val.sample(i) for i in range(len(val))])
-    changed = calibration.threshold != model.config.mask_threshold
+def _calibrate(model: ForensixModel, val: SyntheticForgeryDataset, where: Path, detection: bool = False) -> bool:
+    """Set the model's mask threshold (and with ``detection``, its p_fake calibration) from the validation split;
+    write ``calibration.json``; True if anything changed."""
+    samples = [val.sample(i) for i in range(len(val))]
+    calibration = calibrate_mask_threshold(model, samples)
+    before = (model.config.mask_threshold, model.config.detection_scale, model.config.detection_bias)
     model.config.mask_threshold = calibration.threshold
+    record = {**calibration.to_dict(), "split": val.split}
+    if detection:
+        fitted = calibrate_detection(model, samples)
+        model.config.detection_scale, model.config.detection_bias = fitted.scale, fitted.bias
+        record["detection"] = fitted.to_dict()
     where.mkdir(parents=True, exist_ok=True)
-    (where / "calibration.json").write_text(json.dumps({**calibration.to_dict(), "split": val.split}, indent=1))
-    return changed
+    (where / "calibration.json").write_text(json.dumps(record, indent=1))
+    return before != (model.config.mask_threshold, model.config.detection_scale, model.config.detection_bias)
 
 
 def training_photos(photos: str | Path | Mapping[str, np.ndarray] | None) -> Mapping[str, np.ndarray] | None:
@@ -117,7 +124,8 @@ def train_stages(
     validation and the held-out test split keep their bundled photos.
 
     From the stage that trains the localizer (stage 2) on, the mask threshold is calibrated on the
-    stage's validation split and saved with the model (``OUT/stageN/calibration.json`` shows the choice).
+    stage's validation split and saved with the model (``OUT/stageN/calibration.json`` shows the choice);
+    after the instruction-tuning stage (3), so is the detection calibration of ``p_fake``.
     """
     config = get_config(preset, seed=seed)
     photos = training_photos(photos)
@@ -137,7 +145,7 @@ def train_stages(
             model = ForensixModel.from_pretrained(where / "model")
             history = json.loads((where / "history.json").read_text())
             results[stage] = TrainResult(stage=stage, history=history["history"], validations=history["validations"], out_dir=where)
-            if localizer_trained and _calibrate(model, val, where):
+            if localizer_trained and _calibrate(model, val, where, detection=spec.lora):
                 model.save_pretrained(where / "model")
             continue
         if model is None:
@@ -145,7 +153,7 @@ def train_stages(
         result = train_stage(model, spec, train, train_config, val_data=val, out_dir=where, callbacks=callbacks,
                              resume=resume, progress=progress)
         if localizer_trained:
-            _calibrate(model, val, where)
+            _calibrate(model, val, where, detection=spec.lora)
         model.save_pretrained(where / "model")
         (where / "history.json").write_text(json.dumps({"history": result.history, "validations": result.validations}))
         (where / "done.json").write_text(json.dumps(marker))

@@ -7,7 +7,7 @@ that sample (``fake. <where> <why>`` or ``real. <why>``).
 
 Metrics: pixel F1 / IoU (at the model's ``mask_threshold``, calibrated on validation data by
 :mod:`forensix.pipeline`) and AUROC averaged over forged images; image accuracy and
-AUROC of ``p_fake``; ROUGE-L, BLEU and CSS (MiniLM cosine) of the text; micro F1 of the clues; and,
+AUROC of ``p_fake`` and its expected calibration error (``image_ece``); ROUGE-L, BLEU and CSS (MiniLM cosine) of the text; micro F1 of the clues; and,
 over forged images, how often the first place the answer names lies in the true mask
 (``text_location``) and in the model's own binary mask (``text_follows_mask``, :func:`names_the_place`).
 :func:`detection_sources` splits detection errors between the localizer and the language model;
@@ -37,7 +37,8 @@ from forensix.data.conversations import analysis_question, detection_answer
 from forensix.data.describe import CLUES, clue_vector, mask_cells, parse_location
 from forensix.data.forge import ForgeryGenerator
 from forensix.errors import ForensixError
-from forensix.metrics import SUMMARY_KEYS, bleu, clue_f1, css_scores, image_metrics, pixel_f1, pixel_metrics, rouge_l_scores
+from forensix.metrics import (SUMMARY_KEYS, bleu, clue_f1, css_scores, expected_calibration_error, image_metrics, pixel_f1,
+                              pixel_metrics, rouge_l_scores)
 from forensix.models.mask_encoder import top_mean
 
 
@@ -179,6 +180,7 @@ def evaluate_model(model, *, n: int = 48, seed: int = 1234, split: str = "test",
         "pixel_auroc": float(forged.auroc.mean()),
         "image_acc": float(images["accuracy"]),
         "image_auroc": float(images["auroc"]),
+        "image_ece": expected_calibration_error(frame.p_fake.tolist(), frame.is_fake.tolist()),
         "rouge_l": float(frame.rouge_l.mean()),
         "bleu": float(bleu(texts, references)),
         "css": float(frame.css.mean()),

@@ -92,3 +92,39 @@ def test_evaluation_scores_the_mask_at_the_models_threshold(fresh_tiny_model):
     assert forged and all(a.threshold == 0.3 for a, _ in forged)
     expected = np.mean([pixel_f1(a.mask_probs, s.mask, 0.3) for a, s in forged])
     assert result.summary["pixel_f1"] == pytest.approx(expected)
+
+
+def test_platt_scaling_recovers_a_known_logistic_model():
+    from forensix.calibration import fit_platt
+
+    rng = np.random.default_rng(0)
+    margins = rng.normal(0, 2, 4000)
+    labels = (rng.random(4000) < 1 / (1 + np.exp(-(0.5 * margins - 1.0)))).astype(int)
+    scale, bias = fit_platt(margins, labels)
+    assert abs(scale - 0.5) < 0.06 and abs(bias + 1.0) < 0.12
+    with pytest.raises(ForensixError, match="both classes"):
+        fit_platt([0.1, 0.2], [1, 1])
+
+
+def test_detection_calibration_lowers_the_ece_and_p_fake_follows_it():
+    import torch
+
+    from forensix.calibration import calibrate_detection
+    from forensix.data.forge import ForgeryGenerator
+    from forensix.metrics import expected_calibration_error
+    from forensix.models import ForensixModel
+
+    model = ForensixModel.from_config("tiny")
+    logits = torch.randn(3, model.lm.config.vocab_size)
+    torch.testing.assert_close(model.p_fake_from_logits(logits), model.answer_log_probs(logits).softmax(-1)[:, 0])
+    gen = ForgeryGenerator(size=64, split="val", seed=0, p_authentic=0.5)
+    samples = [gen.sample(i) for i in range(24)]
+    fitted = calibrate_detection(model, samples)
+    assert (model.config.detection_scale, model.config.detection_bias) == (1.0, 0.0)  # sets nothing
+    assert fitted.ece_after <= fitted.ece_before + 1e-9
+    model.config.detection_scale, model.config.detection_bias = fitted.scale, fitted.bias
+    labels = [int(s.record.is_fake) for s in samples]
+    from forensix.data.conversations import analysis_question
+
+    p = model.detect([s.image for s in samples], question=analysis_question())
+    assert abs(expected_calibration_error(p, labels) - fitted.ece_after) < 1e-4

@@ -12,7 +12,8 @@ from forensix.config import LocalizerConfig, get_config
 from forensix.errors import BadConfigError
 from forensix.models import ForensixModel
 from forensix.models.correlation import SelfCorrelation
-from forensix.models.objectives import LocalizerOutput, boundary_band, localizer_loss, pixel_contrast, pixel_terms, top_mean
+from forensix.models.mask_encoder import top_mean
+from forensix.models.objectives import LocalizerOutput, boundary_band, localizer_loss, pixel_contrast, pixel_terms
 
 PLAIN = LocalizerConfig(pixel_loss="bce", edge_weight=0.0, deep_supervision=0.0, image_loss=0.0, contrastive=0.0,
                         correlation_topk=0)

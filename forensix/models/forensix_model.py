@@ -58,6 +58,7 @@ from forensix.models.language import answer_token_ids, load_language_model
 from forensix.models.mask_encoder import MaskEncoder, region_features
 from forensix.models.native import RESOLUTIONS, stitched
 from forensix.models.projector import Projector
+from forensix.weights import resolve_model_path
 from forensix.models.prompting import IGNORE, IMAGE_SLOT, TokenBatch, encode_conversation, pad_batch
 from forensix.models.prompts import ForgeryPrompts
 from forensix.models.trace import TraceBranch
@@ -352,9 +353,15 @@ class ForensixModel(nn.Module):
         ids = [self._answer_ids["fake"][0], self._answer_ids["real"][0]]
         return log_probs[:, ids]
 
+    def detection_margin(self, last_logits: torch.Tensor) -> torch.Tensor:
+        """``log P(fake) - log P(real)`` of the answer words, ``[B]``: the FakeScope evidence before calibration."""
+        answers = self.answer_log_probs(last_logits)
+        return answers[:, 0] - answers[:, 1]
+
     def p_fake_from_logits(self, last_logits: torch.Tensor) -> torch.Tensor:
-        """FakeScope rule: softmax over the two answer words' (summed) log-probabilities, P(fake)."""
-        return self.answer_log_probs(last_logits).softmax(dim=-1)[:, 0]
+        """FakeScope rule, P(fake) = softmax over the two answer words' log-probabilities, then the detection
+        calibration ``sigmoid(scale * margin + bias)`` fitted on validation data (identity when 1, 0)."""
+        return torch.sigmoid(self.config.detection_scale * self.detection_margin(last_logits) + self.config.detection_bias)
 
     # ------------------------------------------------------------------ training forward
     def forward(
@@ -681,7 +688,9 @@ class ForensixModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> ForensixModel:
-        """Load a directory written by :meth:`save_pretrained` (verified; no pickle)."""
+        """Load a directory written by :meth:`save_pretrained`, or a released model by name
+        (``"forensix-small"``, :mod:`forensix.models.released`); verified, no pickle."""
+        path = resolve_model_path(path)
         tensors, meta = read_checkpoint(path)
         info = meta.get("config")
         if not isinstance(info, dict) or info.get("format") != "forensix-model" or "model" not in tensors:

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from forensix.config import LocalizerConfig
 from forensix.errors import BadConfigError
+from forensix.models.mask_encoder import top_mean
 
 PIXEL_LOSSES = ("bce", "balanced")
 
@@ -50,19 +51,6 @@ class LocalizerOutput:
     def image_logits(self) -> torch.Tensor:
         """``[B]`` image-level logits: the mean of each image's top-1 % pixel logits."""
         return top_mean(self.logits)
-
-
-def top_mean(logits: torch.Tensor, fraction: float = 0.01) -> torch.Tensor:
-    """Mean of the largest ``fraction`` of each image's values, ``[B, 1, H, W]`` -> ``[B]``.
-
-    Example:
-        >>> x = torch.zeros(1, 1, 10, 10); x[0, 0, 0, 0] = 5.0
-        >>> float(top_mean(x))
-        5.0
-    """
-    flat = logits.flatten(1)
-    k = max(1, round(fraction * flat.shape[1]))
-    return flat.topk(k, dim=1).values.mean(1)
 
 
 def _class_weights(target: torch.Tensor, balanced: bool) -> torch.Tensor:
@@ -168,4 +156,4 @@ def localizer_loss(out: LocalizerOutput, target: torch.Tensor, cfg: LocalizerCon
     return terms
 
 
-__all__ = ["PIXEL_LOSSES", "LocalizerOutput", "boundary_band", "localizer_loss", "pixel_contrast", "pixel_terms", "top_mean"]
+__all__ = ["PIXEL_LOSSES", "LocalizerOutput", "boundary_band", "localizer_loss", "pixel_contrast", "pixel_terms"]
