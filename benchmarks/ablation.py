@@ -7,21 +7,23 @@ threshold, F1 at the best per-image threshold (the gap between the two is calibr
 AUROC; per image the localizer's own score (the mean of its top-1 % mask probabilities) for image
 AUROC.
 
-The variants are the default recipe, the recipe before it (``previous``: plain BCE + dice, every
-component off), the default recipe with one component switched off at a time (``no_<component>``) or,
-for a component the default leaves off, switched on (``with_<component>``), and the default recipe
-trained on the camera photos too (``with_camera_photos``, :mod:`forensix.data.camera_photos`; it needs
-``make photos`` once), and the default recipe after 400 steps of trace pre-training on processing
-histories (``with_trace_pretraining``, :mod:`forensix.train.pretrain`; its training time includes them). Each variant's rows of
-all seeds are paired with the default recipe's rows of the same image and seed, and
-:func:`forensix.bootstrap.paired_differences` resamples those pairs; the per-seed differences are
-listed too, so that an effect one seed shows and the other does not is visible.
+Two rounds. Round 1 (``full_recipe``) starts from every loss and evidence component on and switches
+one off at a time (``no_<component>``), beside ``previous`` (plain BCE + dice, every component off).
+Round 2 (``default_recipe``) starts from the default recipe, which keeps what round 1 showed: it
+adds back what was dropped (``with_<component>``), the components not yet in it (``with_dct``),
+the camera photos (``with_camera_photos``, :mod:`forensix.data.camera_photos`; needs ``make photos``
+once) and 400 steps of trace pre-training on processing histories before stage 2
+(``with_trace_pretraining``, :mod:`forensix.train.pretrain`; its training time includes them).
+Each variant's rows of all seeds are paired with its round's default rows of the same image and
+seed, and :func:`forensix.bootstrap.paired_differences` resamples those pairs (pairs of the two
+seeds are resampled independently, which makes the interval a little narrow); the per-seed
+differences are listed too, so that an effect one seed shows and the other does not is visible.
 
 Each run's rows are cached under ``runs/ablation/`` (per variant, its recipe, seed and steps), so the benchmark
 can be stopped, resumed and extended (more seeds, more variants) without retraining what is done.
 
-Run: ``.venv/bin/python -m benchmarks.ablation [--steps 1000] [--seeds 0 1] [--variants ...]``
-(about 4 min per run on 2 cores); writes ``benchmarks/results/ablation.json``.
+Run: ``.venv/bin/python -m benchmarks.ablation [--steps 600] [--seeds 0 1] [--variants ...] [--full-variants ...]``
+(about 2-3 min per run on 2 cores); writes ``benchmarks/results/ablation.json``.
 """
 
 from __future__ import annotations
@@ -67,24 +69,36 @@ CAMERA_VARIANT = "with_camera_photos"
 PRETRAIN_VARIANT, PRETRAIN_STEPS = "with_trace_pretraining", 400
 
 
-def _is_on(section: str, on: dict) -> bool:
-    default = getattr(get_config("small"), section)
-    return all(getattr(default, k) == v for k, v in on.items())
+#: The recipe with every loss and evidence component of the first round on (the default less its choices).
+FULL_RECIPE = {"localizer": {"pixel_loss": "balanced"}}
 
 
-def variants() -> dict[str, dict]:
-    """``get_config`` overrides per variant: ``default``, ``previous`` (every component off),
-    ``no_<component>`` for each component the default recipe has, ``with_<component>`` for the others,
-    and ``with_camera_photos``.
+def _merge(base: dict, change: dict) -> dict:
+    out = {k: dict(v) for k, v in base.items()}
+    for section, values in change.items():
+        out.setdefault(section, {}).update(values)
+    return out
+
+
+def variants(base: dict | None = None) -> dict[str, dict]:
+    """``get_config`` overrides per variant, relative to ``base`` (default: the preset's default recipe):
+    ``default`` (the base itself), ``previous`` (every component off), ``no_<component>`` for each
+    component the base has, ``with_<component>`` for the others, ``with_camera_photos`` and
+    ``with_trace_pretraining``.
 
     Example:
         >>> v = variants(); v["default"], v["no_contrastive"]["localizer"]["contrastive"], v["with_dct"]
         ({}, 0.0, {'trace': {'dct': True}})
+        >>> variants(FULL_RECIPE)["no_balanced_bce"]["localizer"]["pixel_loss"]
+        'bce'
     """
-    out: dict[str, dict] = {"default": {}, "previous": {}, CAMERA_VARIANT: {}, PRETRAIN_VARIANT: {}}
+    base = base or {}
+    cfg = get_config("small", **base)
+    out: dict[str, dict] = {"default": base, "previous": {}, CAMERA_VARIANT: base, PRETRAIN_VARIANT: base}
     for name, (section, off, on) in COMPONENTS.items():
         out["previous"].setdefault(section, {}).update(off)
-        out[f"no_{name}" if _is_on(section, on) else f"with_{name}"] = {section: off if _is_on(section, on) else on}
+        has = all(getattr(getattr(cfg, section), k) == v for k, v in on.items())
+        out[f"no_{name}" if has else f"with_{name}"] = _merge(base, {section: off if has else on})
     return out
 
 
@@ -97,9 +111,8 @@ def _recipe_key(cfg) -> str:
                                      default=list).encode()).hexdigest()[:8]
 
 
-def run(variant: str, seed: int, steps: int, samples: list) -> pd.DataFrame:
+def run(variant: str, overrides: dict, seed: int, steps: int, samples: list) -> pd.DataFrame:
     """Per-image rows of one trained variant (cached in ``runs/ablation``)."""
-    overrides = variants()[variant]
     cfg = get_config("small", seed=seed, **overrides)
     path = CACHE / f"{variant}-{_recipe_key(cfg)}-seed{seed}-steps{steps}.json"
     if path.is_file():
@@ -163,23 +176,62 @@ def summary(rows: pd.DataFrame) -> dict:
             "pixel_f1_by_op": forged.groupby("op").f1.mean().round(4).to_dict()}
 
 
-def main(steps: int, seeds: list[int], names: list[str]) -> dict:
-    samples = held_out_samples(N_HELD_OUT, get_config("small").image_size, HELD_OUT_SEED)
-    started = time.perf_counter()
+def markdown_table(payload: dict) -> str:
+    """The ablation as a Markdown table (what ``benchmarks/README.md`` shows): each variant's means over the
+    seeds, and its paired difference from the default recipe with the 95 % interval.
+
+    Example:
+        >>> row = {"pixel_f1": 0.3, "pixel_f1_best": 0.4, "pixel_auroc": 0.7, "image_auroc": 0.6, "overrides": {},
+        ...        "vs_default": {"pixel_f1": {"difference": 0.01, "low": -0.02, "high": 0.04},
+        ...                       "image_auroc": {"difference": -0.1, "low": -0.2, "high": 0.0}},
+        ...        "vs_default_by_seed": {0: 0.02, 1: 0.0}}
+        >>> print(markdown_table({"variants": {"no_x": row}}).splitlines()[-1])
+        | no_x | 0.300 | 0.400 | 0.700 | 0.600 | +0.010 [-0.020, +0.040] (+0.020, +0.000) | -0.100 [-0.200, +0.000] |
+    """
+    lines = ["| variant | pixel F1 | F1, best per-image threshold | pixel AUROC | image AUROC (localizer) "
+             "| Δ pixel F1 vs default [95 %] (per seed) | Δ image AUROC [95 %] |", "|---|---|---|---|---|---|---|"]
+    for name, v in payload["variants"].items():
+        cells = [name] + [f"{v[k]:.3f}" for k in ("pixel_f1", "pixel_f1_best", "pixel_auroc", "image_auroc")]
+        if "vs_default" in v:
+            d, a = v["vs_default"]["pixel_f1"], v["vs_default"]["image_auroc"]
+            seeds = ", ".join(f"{x:+.3f}" for x in v["vs_default_by_seed"].values())
+            cells += [f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] ({seeds})",
+                      f"{a['difference']:+.3f} [{a['low']:+.3f}, {a['high']:+.3f}]"]
+        else:
+            cells += ["—", "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ablation_round(steps: int, seeds: list[int], names: list[str], samples: list, base: dict | None = None) -> dict:
+    """Each named variant against ``base`` (its ``default``): means over the seeds and paired differences."""
+    table = variants(base)
     names = ["default"] + [n for n in names if n != "default"]
-    results = {n: pd.concat([run(n, s, steps, samples) for s in seeds], ignore_index=True) for n in names}
+    results = {n: pd.concat([run(n, table[n], s, steps, samples) for s in seeds], ignore_index=True) for n in names}
     default = results["default"]
-    default_cfg = get_config("small")
-    payload: dict = {"steps": steps, "seeds": seeds, "variants": {},
-                     "recipe": {"localizer": default_cfg.localizer.__dict__, "trace": default_cfg.trace.__dict__}}
+    base_cfg = get_config("small", **(base or {}))
+    out: dict = {"base": base or {}, "variants": {},
+                 "recipe": {"localizer": base_cfg.localizer.__dict__, "trace": base_cfg.trace.__dict__}}
     for name, rows in results.items():
-        entry = {"overrides": variants()[name], **summary(rows)}
+        entry = {"overrides": table[name], **summary(rows)}
         if name != "default":
             entry["vs_default"] = compare(rows, default)
             entry["vs_default_by_seed"] = {
                 int(s): compare(rows[rows.seed == s].reset_index(drop=True), default[default.seed == s].reset_index(drop=True),
                                 n_boot=500)["pixel_f1"]["difference"] for s in seeds}
-        payload["variants"][name] = entry
+        out["variants"][name] = entry
+    return out
+
+
+def main(steps: int, seeds: list[int], names: list[str], full_names: list[str]) -> dict:
+    """Round 1: each component switched off from the full recipe; round 2: the default recipe (what round 1
+    kept) against the variants in ``names``."""
+    samples = held_out_samples(N_HELD_OUT, get_config("small").image_size, HELD_OUT_SEED)
+    started = time.perf_counter()
+    payload: dict = {"steps": steps, "seeds": seeds}
+    if full_names:
+        payload["full_recipe"] = ablation_round(steps, seeds, full_names, samples, FULL_RECIPE)
+    payload["default_recipe"] = ablation_round(steps, seeds, names, samples)
     payload.update({"held_out": {"split": "test", "n_images": N_HELD_OUT, "seed": HELD_OUT_SEED},
                     "seconds": round(time.perf_counter() - started, 1)})
     write_result("ablation", payload)
@@ -188,9 +240,14 @@ def main(steps: int, seeds: list[int], names: list[str]) -> dict:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--variants", nargs="+", default=sorted(variants()), choices=sorted(variants()))
+    parser.add_argument("--variants", nargs="+", default=sorted(variants()), choices=sorted(variants()),
+                        help="round 2: variants of the default recipe")
+    parser.add_argument("--full-variants", nargs="*", default=sorted(variants(FULL_RECIPE)),
+                        choices=sorted(variants(FULL_RECIPE)), help="round 1: variants of the full recipe (none: skip)")
     args = parser.parse_args()
-    result = main(args.steps, args.seeds, args.variants)
-    print(json.dumps({n: {k: round(v["pixel_f1"], 4) for k, v in [("f1", v)]} for n, v in result["variants"].items()}))
+    result = main(args.steps, args.seeds, args.variants, args.full_variants)
+    for key in ("full_recipe", "default_recipe"):
+        if key in result:
+            print(f"{key}\n{markdown_table(result[key])}\n")

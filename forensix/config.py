@@ -62,7 +62,7 @@ class LocalizerConfig:
     dice_weight: float = 1.0
     focal_gamma: float = 0.0
     # The training objective's other terms (forensix.models.objectives; benchmarks/ablation.py measures each):
-    pixel_loss: str = "balanced"  # "bce" or "balanced" (per-image class balance, SAFIRE)
+    pixel_loss: str = "bce"  # "bce" or "balanced" (per-image class balance, SAFIRE)
     edge_weight: float = 4.0  # extra BCE weight on a band around the mask's boundary (IML-ViT)
     deep_supervision: float = 0.5  # weight of the pixel terms at every decoder level (PSCC-Net)
     image_loss: float = 0.5  # weight of the image-level BCE of the top-1 % pixel logits (MVSS-Net)

@@ -56,7 +56,7 @@ from forensix.models.lora import merged_lora
 from forensix.models.heads import HeadRegistry
 from forensix.models.language import answer_token_ids, load_language_model
 from forensix.models.mask_encoder import MaskEncoder, region_features
-from forensix.models.native import RESOLUTIONS, stitched
+from forensix.models.native import RESOLUTIONS, stitched, tile_windows
 from forensix.models.projector import Projector
 from forensix.weights import resolve_model_path
 from forensix.models.prompting import IGNORE, IMAGE_SLOT, TokenBatch, encode_conversation, pad_batch
@@ -216,22 +216,22 @@ class ForensixModel(nn.Module):
         """
         return self._native_region(self.native_masks(image)) if self.config.resolution == "native" else None
 
-    def _encode(self, images: Any, masks: Sequence[Any] | None = None, native: list[torch.Tensor] | None = None,
+    def _encode(self, images: Any, masks: Sequence[Any] | None = None,
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], list[np.ndarray]]:
         """Preprocessed copy, vision tensors and one probability map per image at its own size.
 
         ``masks`` (user masks) replace the predicted ones; otherwise the localizer runs at native
-        resolution (``native``: its masks, when already computed) or on the copy, as ``config.resolution`` says.
+        resolution or on the copy, as ``config.resolution`` says.
         """
         if self.config.resolution not in RESOLUTIONS:
             raise BadConfigError(f"config.resolution={self.config.resolution!r}; choose one of {RESOLUTIONS}")
-        pixels, sizes = self.preprocess(images)
+        arrays = self._arrays(images)
+        pixels, sizes = self.preprocess(arrays)
         if masks is not None:
             vision = self.encode_image(pixels, self.preprocess_masks(masks, sizes))
             return pixels, vision, _probability_maps(vision["mask_logits"], sizes)
         if self.config.resolution == "native":
-            native = native if native is not None else self.native_masks(images)
-            vision = self.encode_image(pixels, self._native_region(native))
+            vision, _, native = self._vision_side(pixels, None, native=[_as_pixels(a) for a in arrays])
             return pixels, vision, [m[0, 0].numpy().astype(np.float32) for m in native]
         vision = self.encode_image(pixels)
         return pixels, vision, _probability_maps(vision["mask_logits"], sizes)
@@ -245,14 +245,38 @@ class ForensixModel(nn.Module):
         """
         return self._vision_side(images, mask)[0]
 
-    def _vision_side(self, images: torch.Tensor, mask: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], LocalizerOutput]:
-        """:meth:`encode_image`'s tensors and the FL-Expert's whole output (what the localizer's objective reads)."""
+    def _native_localizer(self, vis: Any, native: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The localizer's probability maps (CPU) on each photo's own pixels ``[1, 3, H, W]``, sharing this pass's
+        ViT output when the photo runs whole (tiles run as images of their own)."""
+        maps = []
+        tile, overlap = self.config.native_tile, self.config.native_overlap
+        for i, x in enumerate(native):
+            if len(tile_windows(*x.shape[-2:], tile, overlap)) == 1:
+                trace = self.trace(x.to(self.device), vis.grid)
+                logits = self.fl_expert([p[i : i + 1] + trace.tokens for p in vis.layer_patches], self.prompts(),
+                                        trace.features, vis.grid).logits
+            else:
+                logits = stitched(lambda t: self.localizer_logits(t.to(self.device)), x, tile, overlap)
+            maps.append(logits.float().sigmoid().cpu())
+        return maps
+
+    def _vision_side(self, images: torch.Tensor, mask: torch.Tensor | None, native: Sequence[torch.Tensor] | None = None,
+                     ) -> tuple[dict[str, torch.Tensor], LocalizerOutput | None, list[torch.Tensor] | None]:
+        """:meth:`encode_image`'s tensors, the FL-Expert's whole output (what the localizer's objective reads)
+        and, with ``native`` (the photos at their own size), their probability maps, which the mask encoder
+        then reads pooled to the model's size (the FL-Expert output is then ``None``). With ``native`` the
+        trace hooks fire twice: for the photo (the localizer) and for the copy (the language side)."""
         vis = self.vision(images)
-        trace = self.trace(images, vis.grid)
+        localizer, maps = None, None
+        if native is None:
+            trace = self.trace(images, vis.grid)
+            localizer = self.fl_expert([p + trace.tokens for p in vis.layer_patches], self.prompts(), trace.features, vis.grid)
+            mask_logits = localizer.logits
+        else:
+            maps = self._native_localizer(vis, native)
+            trace = self.trace(images, vis.grid)  # the language side reads the copy, trace tokens included
+            mask_logits = torch.logit(self._native_region(maps).clamp(1e-6, 1 - 1e-6))
         fused = self.fusion(vis.patches + trace.tokens)
-        layer_patches = [p + trace.tokens for p in vis.layer_patches]
-        localizer = self.fl_expert(layer_patches, self.prompts(), trace.features, vis.grid)
-        mask_logits = localizer.logits
         mask_for_tokens = mask if mask is not None else mask_logits.detach().sigmoid()
         region = region_features(mask_for_tokens, fused, vis.grid, self.config.mask_encoder.layout)
         clue_logits = self.clue_head(torch.cat([region, fused.mean(1)], dim=1))
@@ -263,7 +287,7 @@ class ForensixModel(nn.Module):
             "region_mask": mask_for_tokens.detach(),
             "image_tokens": self.projector(fused, vis.grid),
         }
-        return tensors, localizer
+        return tensors, localizer, maps
 
     # ------------------------------------------------------------------ language side
     def clue_text(self, clue_logits: torch.Tensor) -> list[str]:
@@ -379,7 +403,7 @@ class ForensixModel(nn.Module):
         losses = tuple(losses)
         images = batch["image"].to(self.device)
         gt_mask = batch["mask"].to(self.device) if "mask" in batch else None
-        vision, localizer = self._vision_side(images, mask=gt_mask if mask_source == "gt" else None)
+        vision, localizer, _ = self._vision_side(images, mask=gt_mask if mask_source == "gt" else None)
         terms: dict[str, torch.Tensor] = {}
         if "mask" in losses:
             terms["mask"] = sum(localizer_loss(localizer, gt_mask, self.config.localizer).values())
@@ -557,10 +581,8 @@ class ForensixModel(nn.Module):
         vision_cache = Cache()
         watch = caching_hooks(vision_cache, resolve_names("vision.blocks.*.attn.pattern", self._hook_points)) if capture_attention else []
         with _eval_mode(self):
-            # the native pass runs before the hooks: the attention recorded is the language side's
-            native = self.native_masks(arrays) if self.config.resolution == "native" else None
-            with self.hooks(watch):
-                pixels, vision, mask_maps = self._encode(arrays, native=native)
+            with self.hooks(watch):  # the copy's ViT pass comes first: its attention is the first record
+                pixels, vision, mask_maps = self._encode(arrays)
             replies = self.generate_replies(vision, [messages] * len(arrays), max_new_tokens, slot_attention=capture_attention)
         clue_probs = vision["clue_logits"].sigmoid().tolist()
         grid = (pixels.shape[-2] // self.vision.patch_size, pixels.shape[-1] // self.vision.patch_size)
@@ -584,7 +606,7 @@ class ForensixModel(nn.Module):
                 region_positions=tokens.region_slots[0].nonzero()[:, 0].tolist(),
                 image_token_grid=(self.config.image_token_grid, self.config.image_token_grid),
                 slot_attention=reply["slot_attention"],
-                vision_attention=[vision_cache[n][0] for n in vision_cache] if capture_attention else None,
+                vision_attention=[_first_record(vision_cache[n])[i] for n in vision_cache] if capture_attention else None,
                 vision_grid=grid,
                 model_name=self.name,
             ))
@@ -749,6 +771,11 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
     finally:
         for module, mode in modes.items():
             module.training = mode
+
+
+def _first_record(recorded: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+    """The first pass's tensor of a hook point (tiled native photos run the ViT again for each tile)."""
+    return recorded[0] if isinstance(recorded, list) else recorded
 
 
 def _as_pixels(array: np.ndarray) -> torch.Tensor:
