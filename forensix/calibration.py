@@ -75,15 +75,17 @@ class DetectionCalibration:
     ece_before: float
     ece_after: float
     n_images: int
+    declined: bool = False  # the fit wanted a negative scale (the evidence points the wrong way): identity kept
 
     def to_dict(self) -> dict[str, Any]:
         return {"detection_scale": self.scale, "detection_bias": self.bias, "ece_before": round(self.ece_before, 4),
-                "ece_after": round(self.ece_after, 4), "n_images": self.n_images}
+                "ece_after": round(self.ece_after, 4), "n_images": self.n_images, "declined": self.declined}
 
 
 def fit_platt(margins: Sequence[float], labels: Sequence[int], prior: float = 1e-2) -> tuple[float, float]:
-    """``(scale, bias)`` minimising the log loss of ``sigmoid(scale * margin + bias)`` (Newton steps, a small
-    ridge ``prior`` on both so that separable data stays finite).
+    """``(scale, bias)`` minimising the class-balanced log loss of ``sigmoid(scale * margin + bias)`` (Newton
+    steps, a small ridge ``prior`` on both so that separable data stays finite). Each class weighs half, so
+    the validation split's share of forgeries does not become every photo's prior.
 
     Example:
         >>> scale, bias = fit_platt([2.0, 2.5, 3.0, 1.0, 1.5, 2.2], [1, 1, 1, 0, 0, 0])
@@ -95,11 +97,12 @@ def fit_platt(margins: Sequence[float], labels: Sequence[int], prior: float = 1e
     if x.shape != y.shape or x.ndim != 1 or len(np.unique(y)) != 2:
         raise ForensixError(f"fit_platt: need 1-D margins and labels of equal length with both classes, got {x.shape}, {y.shape}")
     design = np.stack([x, np.ones_like(x)], axis=1)
+    weight = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
     w = np.array([1.0, 0.0])
     for _ in range(100):
         p = 1 / (1 + np.exp(-np.clip(design @ w, -30, 30)))
-        grad = design.T @ (p - y) + prior * w
-        hess = design.T @ (design * (p * (1 - p))[:, None]) + prior * np.eye(2)
+        grad = design.T @ (weight * (p - y)) + prior * w
+        hess = design.T @ (design * (weight * p * (1 - p))[:, None]) + prior * np.eye(2)
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-10:
@@ -125,9 +128,12 @@ def calibrate_detection(model, samples: Sequence[Any], batch_size: int = 16) -> 
         model.config.detection_scale, model.config.detection_bias = scale, bias
     margins = np.log(p) - np.log1p(-p)
     new_scale, new_bias = fit_platt(margins, labels)
+    declined = new_scale <= 0  # the margin ranks these images the wrong way round: a calibration must not flip it
+    if declined:
+        new_scale, new_bias = 1.0, 0.0
     after = 1 / (1 + np.exp(-(new_scale * margins + new_bias)))
     return DetectionCalibration(new_scale, new_bias, expected_calibration_error(p, labels),
-                                expected_calibration_error(after, labels), len(samples))
+                                expected_calibration_error(after, labels), len(samples), declined)
 
 
 def calibrate_mask_threshold(model, samples: Sequence[Any], batch_size: int = 16) -> ThresholdCalibration:
