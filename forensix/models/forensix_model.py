@@ -265,7 +265,7 @@ class ForensixModel(nn.Module):
         """:meth:`encode_image`'s tensors, the FL-Expert's whole output (what the localizer's objective reads)
         and, with ``native`` (the photos at their own size), their probability maps, which the mask encoder
         then reads pooled to the model's size (the FL-Expert output is then ``None``). With ``native`` the
-        trace hooks fire twice: for the photo (the localizer) and for the copy (the language side)."""
+        trace hooks record the localizer's pass on the photo, not the copy's pass for the language side."""
         vis = self.vision(images)
         localizer, maps = None, None
         if native is None:
@@ -274,7 +274,8 @@ class ForensixModel(nn.Module):
             mask_logits = localizer.logits
         else:
             maps = self._native_localizer(vis, native)
-            trace = self.trace(images, vis.grid)  # the language side reads the copy, trace tokens included
+            # the language side reads the copy, trace tokens included; the hooks show the localizer's pass on the photo
+            trace = self.trace(images, vis.grid, record=False)
             mask_logits = torch.logit(self._native_region(maps).clamp(1e-6, 1 - 1e-6))
         fused = self.fusion(vis.patches + trace.tokens)
         mask_for_tokens = mask if mask is not None else mask_logits.detach().sigmoid()

@@ -169,8 +169,10 @@ class TraceBranch(nn.Module):
         local = F.avg_pool2d(srm, window, stride=1, padding=window // 2, count_include_pad=False)
         return torch.log(local + 1e-3) / 4.0
 
-    def forward(self, images: torch.Tensor, grid: tuple[int, int]) -> TraceOutput:
-        residuals = self.hook_residuals(self.residuals(images))
+    def forward(self, images: torch.Tensor, grid: tuple[int, int], record: bool = True) -> TraceOutput:
+        """``record=False`` skips the hook points (a second pass whose tensors hooks should not see twice)."""
+        residuals = self.residuals(images)
+        residuals = self.hook_residuals(residuals) if record else residuals
         x = torch.cat([images - 0.5, residuals, self.residual_energy(residuals)], dim=1)
         features = []
         for level, stage in enumerate(self.stages):
@@ -179,5 +181,6 @@ class TraceBranch(nn.Module):
                 x = x + self.dct(images, x.shape[-2:])
             features.append(x)
         pooled = F.adaptive_avg_pool2d(features[-1], grid)
-        tokens = self.hook_out(self.to_tokens(pooled.flatten(2).transpose(1, 2)))
+        tokens = self.to_tokens(pooled.flatten(2).transpose(1, 2))
+        tokens = self.hook_out(tokens) if record else tokens
         return TraceOutput(features=features, tokens=tokens)
