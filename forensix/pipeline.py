@@ -85,7 +85,9 @@ def _calibrate(model: ForensixModel, val: SyntheticForgeryDataset, where: Path, 
     before = (model.config.mask_threshold, model.config.detection_scale, model.config.detection_bias)
     model.config.mask_threshold = calibration.threshold
     record = {**calibration.to_dict(), "split": val.split}
-    if detection:
+    if detection and len({s.record.is_fake for s in samples}) < 2:
+        record["detection"] = "skipped: the validation split holds one class only"
+    elif detection:
         fitted = calibrate_detection(model, samples)
         model.config.detection_scale, model.config.detection_bias = fitted.scale, fitted.bias
         record["detection"] = fitted.to_dict()
