@@ -60,8 +60,8 @@ def answers(result) -> dict:
     texts = [a.text for a in result.analyses]
     verdicts = [verdict_word(t) for t in texts]
     agree = [v == a.verdict for v, a in zip(verdicts, result.analyses)]
-    return {"n": len(texts), "repeated_trigram_share": sum(map(has_repeated_trigram, texts)) / len(texts),
-            "no_repeated_trigram_share": 1 - sum(map(has_repeated_trigram, texts)) / len(texts),
+    repeated = sum(map(has_repeated_trigram, texts)) / len(texts)
+    return {"n": len(texts), "repeated_trigram_share": repeated, "no_repeated_trigram_share": 1 - repeated,
             "verdict_stated_share": sum(v is not None for v in verdicts) / len(texts),
             "verdict_agrees_with_p_fake_share": sum(agree) / len(texts),
             "distinct_answers": len(set(texts))}
