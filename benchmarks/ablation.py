@@ -131,7 +131,7 @@ def run(variant: str, overrides: dict, seed: int, steps: int, samples: list) -> 
     train_s = time.perf_counter() - started
     model.eval()
     val_samples = [val.sample(i) for i in range(len(val))]
-    threshold = calibrate_mask_threshold(model, val_samples).threshold
+    threshold = calibrate_mask_threshold(model, val_samples, relative_grid=(0.0,)).threshold  # the global threshold, as in every cached run
     probs = []
     for start in range(0, len(samples), 16):
         probs += model.mask_probabilities([s.image for s in samples[start : start + 16]])

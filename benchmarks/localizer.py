@@ -55,7 +55,7 @@ def run(steps: int, samples: list, *, fresh: bool = False, seed: int = SEED) -> 
     train_stage(model, spec, train, config, progress=False)
     train_s = time.perf_counter() - started
     model.eval()
-    threshold = calibrate_mask_threshold(model, [val.sample(i) for i in range(len(val))]).threshold
+    threshold = calibrate_mask_threshold(model, [val.sample(i) for i in range(len(val))], relative_grid=(0.0,)).threshold
     probs = []
     for start in range(0, len(samples), 16):
         probs += model.mask_probabilities([s.image for s in samples[start : start + 16]])

@@ -4,7 +4,10 @@ A localizer early in training ranks pixels well (pixel AUROC) while every probab
 0.5, so the fixed threshold 0.5 marks nothing; later, 0.5 may be near the best. Calibrating on the
 validation split (photos the model never trains on, and never the held-out test photos) gives the
 binary masks that ``analyze`` reports and the held-out pixel F1/IoU a threshold that suits the model.
-The objective is the evaluation's own: mean per-image F1 over forged images.
+The objective is the evaluation's own: mean per-image F1 over forged images. The relative read-out is
+chosen with it: an image's map is cut at ``max(threshold, relative * its max probability)``
+(:func:`image_threshold`), so a confident map marks only its peak region, not every pixel above a
+global level; ``relative=0`` (tried too) is the plain global threshold.
 
 After stage 3, :func:`calibrate_detection` fits Platt scaling of the FakeScope margin on the same
 split, so that ``p_fake`` means what it says (an authentic photo gets a low one): the ranking, hence
@@ -32,38 +35,67 @@ from forensix.metrics import pixel_f1
 #: Thresholds tried, 0.05 to 0.95 in steps of 0.05.
 THRESHOLD_GRID: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
+#: Relative read-outs tried (a share of each image's maximum probability); 0 is the plain global threshold.
+RELATIVE_GRID: tuple[float, ...] = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def image_threshold(probs: np.ndarray, threshold: float, relative: float = 0.0) -> float:
+    """Where one image's probability map is cut: ``max(threshold, relative * probs.max())``.
+
+    Example:
+        >>> image_threshold(np.array([0.9, 0.4, 0.1]), 0.3, relative=0.5), image_threshold(np.array([0.2]), 0.3, 0.5)
+        (0.45, 0.3)
+    """
+    return max(float(threshold), float(relative) * float(np.max(probs))) if relative else float(threshold)
+
 
 @dataclass
 class ThresholdCalibration:
-    """The chosen threshold, the mean F1 at every threshold tried, and how many forged images decided it."""
+    """The chosen threshold and relative read-out, the mean F1 at every threshold tried (at the chosen
+    relative) and at every relative tried (at the chosen threshold), and how many forged images decided it."""
 
     threshold: float
     f1_by_threshold: dict[float, float]
     n_images: int
+    relative: float = 0.0
+    f1_by_relative: dict[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (threshold keys as strings)."""
-        return {"mask_threshold": self.threshold, "n_images": self.n_images,
-                "f1_by_threshold": {f"{t:.2f}": round(f, 4) for t, f in self.f1_by_threshold.items()}}
+        return {"mask_threshold": self.threshold, "mask_relative": self.relative, "n_images": self.n_images,
+                "f1_by_threshold": {f"{t:.2f}": round(f, 4) for t, f in self.f1_by_threshold.items()},
+                "f1_by_relative": {f"{r:.2f}": round(f, 4) for r, f in (self.f1_by_relative or {}).items()}}
 
 
 def best_threshold(
-    probs: Sequence[np.ndarray], masks: Sequence[np.ndarray], grid: Sequence[float] = THRESHOLD_GRID
+    probs: Sequence[np.ndarray], masks: Sequence[np.ndarray], grid: Sequence[float] = THRESHOLD_GRID,
+    relative_grid: Sequence[float] = (0.0,),
 ) -> ThresholdCalibration:
-    """The threshold of ``grid`` with the best mean pixel F1 over the image pairs (ties: nearest 0.5).
+    """The threshold of ``grid`` and relative read-out of ``relative_grid`` with the best mean pixel F1
+    over the image pairs (ties: the smaller relative, then the threshold nearest 0.5).
 
     Example:
         >>> gt = np.array([[1, 0], [0, 0]], np.uint8)
         >>> result = best_threshold([np.array([[0.9, 0.6], [0.2, 0.1]])], [gt], grid=(0.5, 0.7))
         >>> result.threshold, {t: round(f, 3) for t, f in result.f1_by_threshold.items()}
         (0.7, {0.5: 0.667, 0.7: 1.0})
+        >>> best_threshold([np.array([[0.9, 0.6], [0.2, 0.1]])], [gt], grid=(0.5,), relative_grid=(0.0, 0.8)).relative
+        0.8
     """
     if len(probs) != len(masks) or not probs:
         raise ForensixError(f"best_threshold: got {len(probs)} probability maps and {len(masks)} masks; "
                             "pass the same number, at least one")
-    scores = {float(t): float(np.mean([pixel_f1(p, m, t) for p, m in zip(probs, masks)])) for t in grid}
-    threshold = min(scores, key=lambda t: (-scores[t], abs(t - 0.5)))
-    return ThresholdCalibration(threshold=threshold, f1_by_threshold=scores, n_images=len(probs))
+    peaks = [float(np.max(p)) for p in probs]
+    scores = {
+        (float(t), float(r)): float(np.mean([pixel_f1(p, m, max(t, r * peak)) for p, m, peak in zip(probs, masks, peaks)]))
+        for t in grid for r in relative_grid
+    }
+    threshold, relative = min(scores, key=lambda tr: (-scores[tr], tr[1], abs(tr[0] - 0.5)))
+    return ThresholdCalibration(
+        threshold=threshold, relative=relative, n_images=len(probs),
+        f1_by_threshold={t: f for (t, r), f in scores.items() if r == relative},
+        f1_by_relative={r: f for (t, r), f in scores.items() if t == threshold},
+    )
 
 
 @dataclass
@@ -136,10 +168,14 @@ def calibrate_detection(model, samples: Sequence[Any], batch_size: int = 16) -> 
                                 expected_calibration_error(after, labels), len(samples), declined)
 
 
-def calibrate_mask_threshold(model, samples: Sequence[Any], batch_size: int = 16) -> ThresholdCalibration:
-    """Best threshold for ``model``'s mask probabilities on the forged ``samples`` (``Sample`` objects).
+def calibrate_mask_threshold(
+    model, samples: Sequence[Any], batch_size: int = 16, relative_grid: Sequence[float] = RELATIVE_GRID,
+) -> ThresholdCalibration:
+    """Best threshold and relative read-out for ``model``'s mask probabilities on the forged ``samples``
+    (``Sample`` objects); ``relative_grid=(0.0,)`` chooses the global threshold alone.
 
-    Sets nothing: assign ``model.config.mask_threshold = result.threshold`` to use it.
+    Sets nothing: assign ``model.config.mask_threshold = result.threshold`` and
+    ``model.config.mask_relative = result.relative`` to use it.
     """
     forged = [s for s in samples if s.record.is_fake]
     if not forged:
@@ -148,8 +184,8 @@ def calibrate_mask_threshold(model, samples: Sequence[Any], batch_size: int = 16
     probs = []
     for start in range(0, len(forged), batch_size):
         probs.extend(model.mask_probabilities([s.image for s in forged[start : start + batch_size]]))
-    return best_threshold(probs, [s.mask for s in forged])
+    return best_threshold(probs, [s.mask for s in forged], relative_grid=relative_grid)
 
 
-__all__ = ["THRESHOLD_GRID", "DetectionCalibration", "ThresholdCalibration", "best_threshold", "calibrate_detection",
-           "calibrate_mask_threshold", "fit_platt"]
+__all__ = ["RELATIVE_GRID", "THRESHOLD_GRID", "DetectionCalibration", "ThresholdCalibration", "best_threshold", "calibrate_detection",
+           "calibrate_mask_threshold", "fit_platt", "image_threshold"]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from forensix.errors import ForensixError
+from forensix.config import PRESETS, RECIPES
 from forensix.weights import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train the small model through all stages and write an explained report")
     demo.add_argument("--out", default="runs/demo")
-    demo.add_argument("--preset", default="small", choices=["tiny", "small", "paper"])
+    demo.add_argument("--preset", default="small", choices=sorted(PRESETS))
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--steps", nargs="*", metavar="STAGE=N", help="override steps per stage, e.g. 2=300")
     demo.add_argument("--eval-images", type=int, default=DEMO_EVAL_IMAGES)
@@ -65,10 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train one stage or all stages")
     train.add_argument("--stage", type=_stages, default=(1, 2, 3))
-    train.add_argument("--preset", default="small", choices=["tiny", "small", "paper"])
+    train.add_argument("--preset", default="small", choices=sorted(PRESETS))
     train.add_argument("--out", required=True)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--steps", nargs="*", metavar="STAGE=N")
+    train.add_argument("--recipe", default="default", choices=sorted(RECIPES),
+                       help="steps per stage: the preset's (default) or the shipped model's (release; about an hour on 2 cores)")
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     train.add_argument("--photos", default=None, help=PHOTOS_HELP)
 
@@ -105,7 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     stages = args.stage
     _, results = train_stages(args.preset, args.out, stages=stages, seed=args.seed, steps=_steps(args.steps),
-                              resume=args.resume, photos=args.photos)
+                              resume=args.resume, photos=args.photos, recipe=args.recipe)
     for stage, result in results.items():
         last = result.history[-1] if result.history else {}
         print(f"stage {stage}: {len(result.history)} steps, final loss {last.get('loss', float('nan')):.4f}")

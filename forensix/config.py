@@ -111,6 +111,7 @@ class ForensixConfig:
     clue_threshold: float = 0.5
     region_in_prompt: bool = False  # region words of the mask the mask encoder reads; stage 3 turns them on
     mask_threshold: float = 0.5  # chosen on validation data after stage 2 (forensix.calibration)
+    mask_relative: float = 0.0  # a pixel is marked if prob >= max(mask_threshold, mask_relative * the image's max prob)
     detection_scale: float = 1.0  # p_fake = sigmoid(scale * (log P(fake) - log P(real)) + bias): FakeScope's rule when 1, 0;
     detection_bias: float = 0.0  # fitted on validation data after stage 3 (forensix.calibration.calibrate_detection)
     resolution: str = "native"  # "native": the localizer reads the photo's own pixels; "resize": a copy at image_size
@@ -209,6 +210,11 @@ def _paper() -> ForensixConfig:
 
 PRESETS = {"tiny": _tiny, "small": _small, "paper": _paper}
 
+#: Named training recipes: steps per stage over the stage defaults of the preset. ``release`` is how the
+#: shipped ``forensix-small`` was trained (about an hour on 2 CPU cores; ``--resume`` continues it);
+#: ``default`` keeps the preset's own steps (the demo's).
+RECIPES: dict[str, dict[int, int]] = {"default": {}, "release": {1: 100, 2: 6000, 3: 400}}
+
 
 def get_config(preset: str = "small", **overrides: Any) -> ForensixConfig:
     """The config of a preset, with top-level or nested overrides (``vision={"image_size": 128}``).
@@ -230,6 +236,7 @@ def get_config(preset: str = "small", **overrides: Any) -> ForensixConfig:
 
 __all__ = [
     "PRESETS",
+    "RECIPES",
     "ForensixConfig",
     "LanguageConfig",
     "LocalizerConfig",

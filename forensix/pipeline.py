@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from forensix.calibration import calibrate_detection, calibrate_mask_threshold
-from forensix.config import get_config
+from forensix.config import RECIPES, get_config
 from forensix.data.camera_photos import camera_photos, camera_photos_dir
 from forensix.data.datasets import SyntheticForgeryDataset
 from forensix.data.sources import FolderPhotos, PhotoPool
@@ -78,12 +78,14 @@ def stage_datasets(
 
 
 def _calibrate(model: ForensixModel, val: SyntheticForgeryDataset, where: Path, detection: bool = False) -> bool:
-    """Set the model's mask threshold (and with ``detection``, its p_fake calibration) from the validation split;
+    """Set the model's mask threshold and relative read-out (and with ``detection``, its p_fake calibration)
+    from the validation split;
     write ``calibration.json``; True if anything changed."""
     samples = [val.sample(i) for i in range(len(val))]
     calibration = calibrate_mask_threshold(model, samples)
-    before = (model.config.mask_threshold, model.config.detection_scale, model.config.detection_bias)
-    model.config.mask_threshold = calibration.threshold
+    settings = ("mask_threshold", "mask_relative", "detection_scale", "detection_bias")
+    before = [getattr(model.config, key) for key in settings]
+    model.config.mask_threshold, model.config.mask_relative = calibration.threshold, calibration.relative
     record = {**calibration.to_dict(), "split": val.split}
     if detection and len({s.record.is_fake for s in samples}) < 2:
         record["detection"] = "skipped: the validation split holds one class only"
@@ -93,7 +95,7 @@ def _calibrate(model: ForensixModel, val: SyntheticForgeryDataset, where: Path, 
         record["detection"] = fitted.to_dict()
     where.mkdir(parents=True, exist_ok=True)
     (where / "calibration.json").write_text(json.dumps(record, indent=1))
-    return before != (model.config.mask_threshold, model.config.detection_scale, model.config.detection_bias)
+    return before != [getattr(model.config, key) for key in settings]
 
 
 def training_photos(photos: str | Path | Mapping[str, np.ndarray] | None) -> Mapping[str, np.ndarray] | None:
@@ -117,18 +119,22 @@ def train_stages(
     preset: str = "small", out: str | Path = "runs/demo", *, stages: Iterable[int] = (1, 2, 3), seed: int = 0,
     steps: dict[int, int] | None = None, batch_size: dict[int, int] | None = None, resume: bool = False,
     progress: bool = True, callbacks: Sequence[Callback] = (), model: ForensixModel | None = None,
-    photos: str | Path | Mapping[str, np.ndarray] | None = None,
+    photos: str | Path | Mapping[str, np.ndarray] | None = None, recipe: str = "default",
 ) -> tuple[ForensixModel, dict[int, TrainResult]]:
     """Train stages in order; finished stages are loaded from ``out`` instead of retrained.
 
     ``photos``: a folder (or a mapping name -> image) of your own photos to forge for training as well, besides
     the bundled training photos, or ``"camera"`` for the fetched camera photos (:func:`training_photos`);
-    validation and the held-out test split keep their bundled photos.
+    validation and the held-out test split keep their bundled photos. ``recipe`` names the steps per stage
+    (:data:`RECIPES`); ``steps`` overrides it stage by stage.
 
     From the stage that trains the localizer (stage 2) on, the mask threshold is calibrated on the
     stage's validation split and saved with the model (``OUT/stageN/calibration.json`` shows the choice);
     after the instruction-tuning stage (3), so is the detection calibration of ``p_fake``.
     """
+    if recipe not in RECIPES:
+        raise ForensixError(f"recipe {recipe!r}: choose one of {sorted(RECIPES)}")
+    steps = {**RECIPES[recipe], **(steps or {})}
     config = get_config(preset, seed=seed)
     photos = training_photos(photos)
     results: dict[int, TrainResult] = {}
@@ -136,7 +142,7 @@ def train_stages(
     for stage in stages:
         spec = get_stage(stage)
         train_config = TrainConfig(
-            steps=(steps or {}).get(stage), batch_size=(batch_size or {}).get(stage), seed=seed,
+            steps=steps.get(stage), batch_size=(batch_size or {}).get(stage), seed=seed,
             checkpoint_every=25, val_every=50,
         ).resolved(spec, preset)
         train, val = stage_datasets(preset, stage, config.image_size, seed, photos)

@@ -43,6 +43,36 @@ def test_best_threshold_breaks_ties_towards_one_half():
     assert best_threshold([low], [gt]).threshold == 0.25
 
 
+def test_relative_read_out_cuts_each_map_below_its_own_peak():
+    gt = _square_mask()
+    # a confident map: the region at 0.9, a wide halo at 0.5; a faint one: the region at 0.3, the rest 0.1
+    confident = np.full((8, 8), 0.1)
+    confident[:6, :6] = 0.5
+    confident[:4, :4] = 0.9
+    faint = np.where(gt == 1, 0.3, 0.1)
+    plain = best_threshold([confident, faint], [gt, gt], grid=(0.2, 0.6))
+    # t=0.2: confident marks 36 px (F1 32/52), faint exact -> mean 0.808; t=0.6: confident exact, faint nothing -> 0.5
+    assert plain.threshold == 0.2 and plain.relative == 0.0
+    relative = best_threshold([confident, faint], [gt, gt], grid=(0.2, 0.6), relative_grid=(0.0, 0.7))
+    # r=0.7: confident is cut at 0.63 (exact), faint at max(0.2, 0.21) = 0.21 (exact)
+    assert (relative.threshold, relative.relative) == (0.2, 0.7)
+    assert relative.f1_by_relative == pytest.approx({0.0: (32 / 52 + 1) / 2, 0.7: 1.0})
+    assert relative.to_dict()["mask_relative"] == 0.7
+
+
+def test_mask_cut_applies_the_relative_read_out_everywhere(fresh_tiny_model):
+    from forensix.data.forge import ForgeryGenerator
+
+    image = ForgeryGenerator(size=64, split="val", seed=3).sample(1).image
+    model = fresh_tiny_model
+    model.config.mask_threshold, model.config.mask_relative = 0.05, 0.9
+    probs = model.mask_probabilities([image])[0]
+    cut = model.mask_cut(probs)
+    assert cut == pytest.approx(max(0.05, 0.9 * probs.max()))
+    assert np.array_equal(model.localize(image).mask, (probs >= cut).astype(np.uint8))
+    assert model.analyze(image, max_new_tokens=2).threshold == pytest.approx(cut)
+
+
 def test_best_threshold_refuses_unpaired_input():
     with pytest.raises(ForensixError, match="same number"):
         best_threshold([np.zeros((4, 4))], [])
@@ -79,6 +109,7 @@ def test_pipeline_calibrates_from_the_localizer_stage_on(tmp_path):
     written = json.loads((tmp_path / "stage2" / "calibration.json").read_text())
     assert written["split"] == "val" and written["n_images"] > 0
     assert written["mask_threshold"] == model.config.mask_threshold
+    assert written["mask_relative"] == model.config.mask_relative and "0.00" in written["f1_by_relative"]
     assert max(written["f1_by_threshold"].values()) == written["f1_by_threshold"][f"{model.config.mask_threshold:.2f}"]
     assert ForensixModel.from_pretrained(tmp_path / "stage2" / "model").config.mask_threshold == model.config.mask_threshold
 

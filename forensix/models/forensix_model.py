@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from forensix.baselines.base import Localization
+from forensix.calibration import image_threshold
 from forensix.checkpoint import read_checkpoint, write_checkpoint
 from forensix.config import ForensixConfig, get_config
 from forensix.data.conversations import DETECTION_QUESTION, analysis_question
@@ -305,7 +306,7 @@ class ForensixModel(nn.Module):
         """The region prompter's words: where the mask the mask encoder reads lies, and its size ('' when disabled).
 
         ``region_mask`` ``[B, 1, S, S]`` holds probabilities (the predicted mask, binarised at
-        ``config.mask_threshold``) or a given mask in {0, 1}. Soft mask tokens alone do not teach the
+        :meth:`mask_cut`) or a given mask in {0, 1}. Soft mask tokens alone do not teach the
         language model *where*; these words it can copy.
 
         Example:
@@ -319,7 +320,7 @@ class ForensixModel(nn.Module):
             return [""] * region_mask.shape[0]
         texts = []
         for probs in region_mask[:, 0].float().cpu().numpy():
-            binary = probs >= self.config.mask_threshold
+            binary = probs >= self.mask_cut(probs)
             texts.append(f" Region: {location_phrase(binary)}, {size_phrase(binary)}." if binary.any() else " Region: none.")
         return texts
 
@@ -595,7 +596,7 @@ class ForensixModel(nn.Module):
                 question=messages[0]["content"],
                 text=reply["text"],
                 mask_probs=mask_maps[i],
-                threshold=self.config.mask_threshold,
+                threshold=self.mask_cut(mask_maps[i]),
                 p_fake=float(self.p_fake_from_logits(reply["first_logits"][None])[0]),
                 clue_probs=dict(zip(CLUES, clue_probs[i])),
                 clue_threshold=self.config.clue_threshold,
@@ -632,7 +633,19 @@ class ForensixModel(nn.Module):
         with torch.no_grad(), _eval_mode(self):
             _, vision, maps = self._encode(image)
             heatmap, score = maps[0], float(self._p_fake(vision)[0])
-        return Localization(heatmap=heatmap, mask=(heatmap >= self.config.mask_threshold).astype(np.uint8), score=score)
+        return Localization(heatmap=heatmap, mask=(heatmap >= self.mask_cut(heatmap)).astype(np.uint8), score=score)
+
+    def mask_cut(self, probs: np.ndarray) -> float:
+        """The threshold one image's mask probabilities are cut at: ``config.mask_threshold``, raised to
+        ``config.mask_relative`` times the map's maximum (both chosen on validation data after stage 2).
+
+        Example:
+            >>> model = ForensixModel.from_config("tiny")
+            >>> model.config.mask_threshold, model.config.mask_relative = 0.3, 0.5
+            >>> model.mask_cut(np.array([0.9, 0.2])), model.mask_cut(np.array([0.4, 0.2]))
+            (0.45, 0.3)
+        """
+        return image_threshold(probs, self.config.mask_threshold, self.config.mask_relative)
 
     def chat(self, image: Any) -> Conversation:
         """A multi-turn conversation about one image that keeps its history.
