@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEMO_EVAL_IMAGES = 24
+RELEASED_PRESET = "small"  # the preset of the released model the demo report compares with
 PHOTOS_HELP = ("a folder of your own photos to forge for training too, or 'camera' for the camera photos that "
                "`forensix photos` fetched (validation and test keep the bundled photos)")
 
@@ -197,6 +198,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     model, results = train_stages(args.preset, out, seed=args.seed, steps=_steps(args.steps), photos=args.photos)
     trained = time.perf_counter()
     quality = evaluate_model(model, n=args.eval_images, seed=1234)
+    released = _released_model() if args.preset == RELEASED_PRESET else None
+    released_quality = evaluate_model(released, n=args.eval_images, seed=1234) if released is not None else None
     rng = np.random.default_rng(0)
     forged = [i for i, s in enumerate(quality.samples) if s.record.is_fake][:5]
     authentic = [i for i, s in enumerate(quality.samples) if not s.record.is_fake][:2]
@@ -205,31 +208,54 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sample = quality.samples[i]
         with torch.no_grad():
             analysis = model.analyze(sample.image)
-        items.append(ReportItem(analysis, gt_mask=sample.mask, reference=detection_answer(sample, rng), grounding=ground(analysis)))
+            alongside = [(f"released {DEFAULT_MODEL}", released.analyze(sample.image))] if released is not None else []
+        items.append(ReportItem(analysis, gt_mask=sample.mask, reference=detection_answer(sample, rng), grounding=ground(analysis),
+                                alongside=alongside))
     intervals = quality.intervals(seed=args.seed)
+    rows = {"demo model": intervals}
+    if released_quality is not None:
+        rows[f"released {DEFAULT_MODEL}"] = released_quality.intervals(seed=args.seed)
     histories = {stage: result.history for stage, result in results.items()}
     validations = {stage: result.validations for stage, result in results.items()}
     intro = (f"Preset <b>{args.preset}</b>, seed {args.seed}: three training stages on synthetic forgeries, then "
              f"{quality.summary['n_images']} held-out images (photos and seeds never seen in training). "
-             f"Training {trained - started:.0f} s, total {time.perf_counter() - started:.0f} s.")
+             f"Training {trained - started:.0f} s, total {time.perf_counter() - started:.0f} s."
+             + (f" Beside each analysis, the released model {DEFAULT_MODEL} (trained for longer with "
+                "<code>--recipe release</code>) on the same image." if released is not None else ""))
     report = write_report(items, out / "report.html", title="forensix demo: explained forgery analysis", intro=intro,
                           figures=[("Training curves", training_curves(histories, validations=validations, backend="matplotlib"))],
-                          tables=[("Held-out quality", _quality_table(intervals))])
+                          tables=[("Held-out quality", _quality_table(rows))])
     spans = {k: [round(intervals.low[k], 4), round(intervals.high[k], 4)] for k in SUMMARY_KEYS}
     (out / "quality.json").write_text(json.dumps({**quality.summary, "interval_95": spans}, indent=1))
     for key in SUMMARY_KEYS:
         print(f"{key:>12}: {quality.summary[key]:.3f}  (95% interval {spans[key][0]:.3f} to {spans[key][1]:.3f})")
+    if released_quality is not None:
+        print(f"released {DEFAULT_MODEL}: " + ", ".join(f"{k} {released_quality.summary[k]:.3f}" for k in SUMMARY_KEYS))
     print(f"report: {report}")
     return 0
 
 
-def _quality_table(intervals: pd.DataFrame) -> str:
-    """HTML table of the held-out metrics (:meth:`QualityResult.intervals`), their 95% intervals below."""
-    head = "".join(f"<th>{k}</th>" for k in intervals.index)
-    values = "".join(f"<td>{v:.3f}</td>" for v in intervals.value)
-    spans = "".join(f"<td>{low:.2f}–{high:.2f}</td>" for low, high in zip(intervals.low, intervals.high))
-    return (f"<table><tr><th></th>{head}</tr><tr><th>held out</th>{values}</tr>"
-            f"<tr><th>95% interval</th>{spans}</tr></table>")
+def _released_model():
+    """The released model (shown beside a demo of its preset), or ``None`` when this checkout lacks its weights."""
+    from forensix.errors import ModelNotAvailableError
+    from forensix.models import ForensixModel
+
+    try:
+        return ForensixModel.from_pretrained(DEFAULT_MODEL).eval()
+    except ModelNotAvailableError:
+        return None
+
+
+def _quality_table(rows: dict[str, pd.DataFrame]) -> str:
+    """HTML table of held-out metrics, one row per model (:meth:`QualityResult.intervals`), 95% intervals below each."""
+    first = next(iter(rows.values()))
+    head = "".join(f"<th>{k}</th>" for k in first.index)
+    body = ""
+    for name, intervals in rows.items():
+        values = "".join(f"<td>{v:.3f}</td>" for v in intervals.value)
+        spans = "".join(f"<td>{low:.2f}–{high:.2f}</td>" for low, high in zip(intervals.low, intervals.high))
+        body += f"<tr><th>{name}</th>{values}</tr><tr><th>95% interval</th>{spans}</tr>"
+    return f"<table><tr><th></th>{head}</tr>{body}</table>"
 
 
 COMMANDS = {"demo": cmd_demo, "train": cmd_train, "photos": cmd_photos, "analyze": cmd_analyze, "explain": cmd_explain,

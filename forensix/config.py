@@ -94,6 +94,7 @@ class LanguageConfig:
     max_prompt_chars: int = 2000
     max_train_tokens: int = 128  # training sequences are cut here (answers past what generation reaches); region words get extra room
     draft_tokens: int = 6  # n-gram draft length for single-image decoding (0: plain greedy decoding)
+    no_repeat_ngram: int = 3  # an answer never repeats one of its own token n-grams (0: plain greedy decoding)
 
 
 @dataclass

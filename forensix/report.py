@@ -35,6 +35,7 @@ class ReportItem:
     gt_mask: np.ndarray | None = None
     reference: str | None = None
     grounding: object | None = None  # anything with .maps [n, H, W] and .tokens
+    alongside: Sequence[tuple[str, Analysis]] = ()  # other models' analyses of the same image, (label, analysis)
 
 
 def figure_data_uri(fig: Figure, dpi: int = 110) -> str:
@@ -69,6 +70,15 @@ def _grounding_strip(item: ReportItem, max_tokens: int = 6) -> str:
             f'<div style="display:flex;flex-wrap:wrap">{"".join(cells)}</div></div>')
 
 
+def _alongside_html(label: str, a: Analysis) -> str:
+    """Another model's analysis of the same image, in one row: its prediction, verdict, p_fake and answer."""
+    colour = "#c0392b" if a.verdict == "fake" else "#1e8449"
+    return (f'<div style="display:flex;align-items:center;background:#f6f6f6;margin-top:4px">'
+            f'<img src="{png_data_uri(overlay_mask(a.image, a.mask))}" width="112" style="margin:2px">'
+            f'<div style="padding:0 8px"><b>{html.escape(label)}:</b> <b style="color:{colour}">{a.verdict.upper()}</b> '
+            f"p_fake = {a.p_fake:.3f}<br>{html.escape(a.text)}</div></div>")
+
+
 def item_html(item: ReportItem) -> str:
     """One analysis as an HTML block: GT overlay, prediction, heatmap, answer and grounding."""
     a = item.analysis
@@ -89,7 +99,8 @@ def item_html(item: ReportItem) -> str:
         f'<div style="display:flex">{figures}</div>'
         f'<div><b style="color:{colour}">{a.verdict.upper()}</b> p_fake = {a.p_fake:.3f}{truth} · '
         f'clues: {html.escape(", ".join(a.clues) or "none")}</div>'
-        f"<p><b>answer:</b> {html.escape(a.text)}</p>{reference}{_grounding_strip(item)}</div>"
+        f"<p><b>answer:</b> {html.escape(a.text)}</p>{reference}{_grounding_strip(item)}"
+        f"{''.join(_alongside_html(label, other) for label, other in item.alongside)}</div>"
     )
 
 

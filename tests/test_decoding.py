@@ -73,6 +73,26 @@ def test_drafted_decoding_gives_the_greedy_tokens(lm, drafts):
         assert 1 + -(-(n - 1) // 5) < out.forward_passes < n
 
 
+@pytest.mark.parametrize("drafts", ["none", "memory"])
+def test_no_repeat_decoding_matches_transformers_and_never_repeats_a_trigram(drafts):
+    lm = load_language_model("tiny", seed=3).model.eval()  # its flat initial logits loop
+    torch.manual_seed(1)
+    embeds = torch.randn(1, 5, lm.config.hidden_size)
+    n = 30
+    with torch.no_grad():
+        looping, _ = _reference(lm, embeds, n)
+        ref = lm.generate(inputs_embeds=embeds, max_new_tokens=n, min_new_tokens=n, do_sample=False, no_repeat_ngram_size=3,
+                          return_dict_in_generate=True, pad_token_id=0).sequences[0].tolist()
+        table = NGramDrafts() if drafts == "memory" else None
+        if table is not None:
+            table.add(looping)  # drafts that would repeat: every banned guess must be rejected
+        out = greedy_decode(lm, embeds, max_new_tokens=n, eos_token_id=None, drafts=table, no_repeat_ngram=3)
+    grams = [tuple(looping[i : i + 3]) for i in range(n - 2)]
+    assert len(grams) != len(set(grams))  # plain greedy decoding loops here
+    assert out.ids == ref
+    assert len({tuple(ref[i : i + 3]) for i in range(n - 2)}) == n - 2
+
+
 def test_decoding_stops_at_eos_and_batches_are_refused(lm):
     torch.manual_seed(0)
     embeds = torch.randn(1, 7, lm.config.hidden_size)

@@ -7,6 +7,8 @@ tokens earlier in the context (the prompt and the answer so far) or in earlier a
 model (explanations reuse their phrasing); :func:`greedy_decode` keeps the longest guessed prefix
 that greedy decoding itself would have produced and the model's own next token after it. The
 output is greedy decoding's output (up to floating-point rounding of a multi-token forward).
+With ``no_repeat_ngram=n`` a token that would repeat an ``n``-gram of the answer is never chosen
+(:func:`banned_tokens`, the rule of ``transformers``' ``no_repeat_ngram_size``), drafts included.
 
 Example:
     >>> drafts = NGramDrafts(n=2, max_draft=3)
@@ -84,16 +86,39 @@ class Decoded:
     forward_passes: int = 0
 
 
+def banned_tokens(ids: Sequence[int], n: int) -> list[int]:
+    """Tokens that would complete an ``n``-gram already in ``ids`` (none when ``n`` is 0).
+
+    Example:
+        >>> banned_tokens([5, 6, 7, 5, 6], 3), banned_tokens([5, 6, 7, 5, 6], 0)
+        ([7], [])
+    """
+    if n <= 0 or len(ids) < n:
+        return []
+    prefix = list(ids[len(ids) - n + 1 :])
+    return sorted({ids[i + n - 1] for i in range(len(ids) - n + 1) if list(ids[i : i + n - 1]) == prefix})
+
+
+def _choose(logits: torch.Tensor, ids: Sequence[int], no_repeat_ngram: int) -> int:
+    """The greedy token after ``ids`` from one row of logits, never one that repeats an n-gram."""
+    banned = banned_tokens(ids, no_repeat_ngram)
+    if banned:
+        logits = logits.clone()
+        logits[banned] = float("-inf")
+    return int(logits.argmax())
+
+
 @torch.no_grad()
 def greedy_decode(
     lm: nn.Module, inputs_embeds: torch.Tensor, *, max_new_tokens: int, eos_token_id: int | None,
-    drafts: NGramDrafts | None = None, prompt_ids: Sequence[int] = (),
+    drafts: NGramDrafts | None = None, prompt_ids: Sequence[int] = (), no_repeat_ngram: int = 0,
 ) -> Decoded:
     """Greedy decoding of one sequence (``inputs_embeds`` ``[1, P, D]``, no padding) with drafts.
 
     ``prompt_ids`` (the prompt's token ids, placeholders at embedding slots) is searched for drafts
     too. ``kept_rows[c]`` says which query rows of forward pass ``c`` predicted a kept token (the
     last prompt row for the first pass), for callers that record per-token attention.
+    ``no_repeat_ngram`` > 0 never lets the answer repeat one of its own n-grams.
     """
     from transformers import DynamicCache
 
@@ -107,12 +132,14 @@ def greedy_decode(
     while len(ids) < max_new_tokens and ids[-1] != eos_token_id:
         guess = drafts.propose(prompt + ids)[: max_new_tokens - len(ids)] if drafts is not None else []
         step = torch.tensor([[ids[-1], *guess]], device=inputs_embeds.device)
-        preds = lm(input_ids=step, past_key_values=cache, use_cache=True, logits_to_keep=step.shape[1]).logits[0].argmax(-1).tolist()
+        rows = lm(input_ids=step, past_key_values=cache, use_cache=True, logits_to_keep=step.shape[1]).logits[0]
         passes += 1
         accepted = 0
-        while accepted < len(guess) and guess[accepted] == preds[accepted] and guess[accepted] != eos_token_id:
+        pred = _choose(rows[0], ids, no_repeat_ngram)
+        while accepted < len(guess) and guess[accepted] == pred and guess[accepted] != eos_token_id:
             accepted += 1
-        new = guess[:accepted] + [preds[accepted]]
+            pred = _choose(rows[accepted], ids + guess[:accepted], no_repeat_ngram)
+        new = guess[:accepted] + [pred]
         if accepted < len(guess):
             cache.crop(-(len(guess) - accepted))  # forget the rejected guesses
         ids.extend(new)

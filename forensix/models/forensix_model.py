@@ -500,7 +500,8 @@ class ForensixModel(nn.Module):
         :func:`~forensix.models.lora.merged_lora`; the weights are restored exactly afterwards). One
         conversation is decoded with n-gram drafts from the prompt and this model's earlier answers
         (:func:`~forensix.models.decoding.greedy_decode`; ``language.draft_tokens`` = 0 turns the
-        drafts off), a batch with ``transformers``' ``generate``.
+        drafts off), a batch with ``transformers``' ``generate``; either way an answer never repeats one of its
+        own token n-grams of ``language.no_repeat_ngram`` tokens (0: plain greedy decoding).
         """
         words = self.prompter_words(vision)
         tokens = self.tokenize(conversations, words, add_generation_prompt=True, side="left")
@@ -521,15 +522,17 @@ class ForensixModel(nn.Module):
         backend = attention_implementation(self.lm, HOOKED_ATTENTION) if slot_attention else contextlib.nullcontext()
         fold = merged_lora(self.lm) if not self.lm.training else contextlib.nullcontext()
         max_new = max_new_tokens or self.config.language.max_new_tokens
+        no_repeat = self.config.language.no_repeat_ngram
         eos = self.tokenizer.eos_token_id
         with backend, fold, add_hooks(self._hook_points, hooks):
             if len(conversations) == 1:
-                decoded = [greedy_decode(self.lm, embeds, max_new_tokens=max_new, eos_token_id=eos,
-                                         drafts=drafts, prompt_ids=tokens.ids[0].tolist())]
+                decoded = [greedy_decode(self.lm, embeds, max_new_tokens=max_new, eos_token_id=eos, drafts=drafts,
+                                         prompt_ids=tokens.ids[0].tolist(), no_repeat_ngram=no_repeat)]
             else:
                 out = self.lm.generate(
                     inputs_embeds=embeds, attention_mask=tokens.attention_mask.to(self.device), max_new_tokens=max_new,
                     do_sample=False, return_dict_in_generate=True, output_logits=True, pad_token_id=self.tokenizer.pad_token_id,
+                    no_repeat_ngram_size=no_repeat,
                 )
                 decoded = [Decoded(ids=out.sequences[row].tolist(), first_logits=out.logits[0][row])
                            for row in range(len(conversations))]
