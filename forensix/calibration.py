@@ -9,9 +9,10 @@ chosen with it: an image's map is cut at ``max(threshold, relative * its max pro
 (:func:`image_threshold`), so a confident map marks only its peak region, not every pixel above a
 global level; ``relative=0`` (tried too) is the plain global threshold.
 
-After stage 3, :func:`calibrate_detection` fits Platt scaling of the FakeScope margin on the same
-split, so that ``p_fake`` means what it says (an authentic photo gets a low one): the ranking, hence
-the image AUROC, is unchanged; the accuracy at 0.5 and the expected calibration error are what move.
+After stage 3, :func:`calibrate_detection` fits, on the same split, how ``p_fake`` combines the
+language model's FakeScope margin with the localizer's own evidence (its mask score), so that
+``p_fake`` uses the evidence and means what it says (an authentic photo gets a low one). Evidence
+that ranks the validation images the wrong way round is left out rather than flipped.
 
 Example:
     >>> import numpy as np
@@ -100,72 +101,100 @@ def best_threshold(
 
 @dataclass
 class DetectionCalibration:
-    """Platt scaling of the FakeScope margin: ``p_fake = sigmoid(scale * margin + bias)``, and ECE before and after."""
+    """The detection calibration ``p_fake = sigmoid(scale * margin + mask_weight * logit(mask score) + bias)``
+    (:meth:`~forensix.models.forensix_model.ForensixModel.p_fake_from_logits`), image AUROC and ECE before and after."""
 
     scale: float
     bias: float
     ece_before: float
     ece_after: float
     n_images: int
-    declined: bool = False  # the fit wanted a negative scale (the evidence points the wrong way): identity kept
+    declined: bool = False  # neither evidence ranks the images the right way round: FakeScope's rule kept
+    mask_weight: float = 0.0
+    auroc_before: float = float("nan")
+    auroc_after: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"detection_scale": self.scale, "detection_bias": self.bias, "ece_before": round(self.ece_before, 4),
-                "ece_after": round(self.ece_after, 4), "n_images": self.n_images, "declined": self.declined}
+        return {"detection_scale": self.scale, "detection_mask_weight": self.mask_weight, "detection_bias": self.bias,
+                "ece_before": round(self.ece_before, 4), "ece_after": round(self.ece_after, 4),
+                "auroc_before": round(self.auroc_before, 4), "auroc_after": round(self.auroc_after, 4),
+                "n_images": self.n_images, "declined": self.declined}
 
 
-def fit_platt(margins: Sequence[float], labels: Sequence[int], prior: float = 1e-2) -> tuple[float, float]:
-    """``(scale, bias)`` minimising the class-balanced log loss of ``sigmoid(scale * margin + bias)`` (Newton
-    steps, a small ridge ``prior`` on both so that separable data stays finite). Each class weighs half, so
-    the validation split's share of forgeries does not become every photo's prior.
+def fit_platt(evidence: np.ndarray | Sequence[float], labels: Sequence[int], prior: float = 1e-2) -> tuple[np.ndarray, float]:
+    """``(weights, bias)`` minimising the class-balanced log loss of ``sigmoid(evidence @ weights + bias)``
+    (``evidence`` ``[n]`` or ``[n, k]``; Newton steps, a small ridge ``prior`` so that separable data stays
+    finite). Each class weighs half, so the validation split's share of forgeries does not become every
+    photo's prior.
 
     Example:
-        >>> scale, bias = fit_platt([2.0, 2.5, 3.0, 1.0, 1.5, 2.2], [1, 1, 1, 0, 0, 0])
-        >>> scale > 0, bias < 0
-        (True, True)
+        >>> weights, bias = fit_platt([2.0, 2.5, 3.0, 1.0, 1.5, 2.2], [1, 1, 1, 0, 0, 0])
+        >>> weights.shape, bool(weights[0] > 0), bias < 0
+        ((1,), True, True)
     """
-    x = np.asarray(margins, dtype=np.float64)
+    x = np.asarray(evidence, dtype=np.float64)
+    x = x[:, None] if x.ndim == 1 else x
     y = np.asarray(labels, dtype=np.float64)
-    if x.shape != y.shape or x.ndim != 1 or len(np.unique(y)) != 2:
-        raise ForensixError(f"fit_platt: need 1-D margins and labels of equal length with both classes, got {x.shape}, {y.shape}")
-    design = np.stack([x, np.ones_like(x)], axis=1)
+    if x.ndim != 2 or y.shape != (len(x),) or len(np.unique(y)) != 2:
+        raise ForensixError(f"fit_platt: need evidence [n] or [n, k] and n labels with both classes, got {x.shape}, {y.shape}")
+    design = np.concatenate([x, np.ones((len(x), 1))], axis=1)
     weight = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
-    w = np.array([1.0, 0.0])
+    w = np.zeros(design.shape[1])
     for _ in range(100):
         p = 1 / (1 + np.exp(-np.clip(design @ w, -30, 30)))
         grad = design.T @ (weight * (p - y)) + prior * w
-        hess = design.T @ (design * (weight * p * (1 - p))[:, None]) + prior * np.eye(2)
+        hess = design.T @ (design * (weight * p * (1 - p))[:, None]) + prior * np.eye(len(w))
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-10:
             break
-    return float(w[0]), float(w[1])
+    return w[:-1], float(w[-1])
+
+
+def fit_detection(evidence: np.ndarray, labels: Sequence[int]) -> tuple[float, float, float]:
+    """``(scale, mask_weight, bias)`` from evidence ``[n, 2]`` (margin, mask-score logit): :func:`fit_platt` on
+    both, and again without any evidence whose weight came out negative (it ranks the images the wrong way
+    round; a calibration must not flip it). ``(1, 0, 0)`` (FakeScope's rule) when neither is kept.
+
+    Example:
+        >>> rng = np.random.default_rng(0); y = np.arange(40) % 2
+        >>> evidence = np.stack([rng.normal(size=40) - y, rng.normal(size=40) + 2 * y], 1)  # the margin points the wrong way
+        >>> scale, mask_weight, bias = fit_detection(evidence, y)
+        >>> scale, mask_weight > 0
+        (0.0, True)
+    """
+    keep = [0, 1]
+    while keep:
+        weights, bias = fit_platt(evidence[:, keep], labels)
+        if (weights > 0).all():
+            full = dict(zip(keep, weights))
+            return float(full.get(0, 0.0)), float(full.get(1, 0.0)), bias
+        keep = [k for k, w in zip(keep, weights) if w > 0]
+    return 1.0, 0.0, 0.0
 
 
 def calibrate_detection(model, samples: Sequence[Any], batch_size: int = 16) -> DetectionCalibration:
     """Fit the detection calibration on ``samples`` (forged and authentic ``Sample`` objects) for the
-    question ``analyze`` asks. Sets nothing: assign ``model.config.detection_scale/bias`` to use it.
+    question ``analyze`` asks: the language model's answer margin and the localizer's mask score, each kept
+    only if it ranks the images the right way round (:func:`fit_detection`). Sets nothing: assign
+    ``model.config.detection_scale``, ``detection_mask_weight`` and ``detection_bias`` to use it.
     """
     from forensix.data.conversations import analysis_question
-    from forensix.metrics import expected_calibration_error
+    from forensix.metrics import expected_calibration_error, image_metrics
 
     labels = [int(s.record.is_fake) for s in samples]
     if len(set(labels)) != 2:
         raise ForensixError("calibrate_detection: the samples need both forged and authentic images; pass a validation split")
-    scale, bias = model.config.detection_scale, model.config.detection_bias
-    try:
-        model.config.detection_scale, model.config.detection_bias = 1.0, 0.0
-        p = np.clip(model.detect([s.image for s in samples], question=analysis_question(), batch_size=batch_size), 1e-7, 1 - 1e-7)
-    finally:
-        model.config.detection_scale, model.config.detection_bias = scale, bias
-    margins = np.log(p) - np.log1p(-p)
-    new_scale, new_bias = fit_platt(margins, labels)
-    declined = new_scale <= 0  # the margin ranks these images the wrong way round: a calibration must not flip it
-    if declined:
-        new_scale, new_bias = 1.0, 0.0
-    after = 1 / (1 + np.exp(-(new_scale * margins + new_bias)))
-    return DetectionCalibration(new_scale, new_bias, expected_calibration_error(p, labels),
-                                expected_calibration_error(after, labels), len(samples), declined)
+    evidence = model.detection_evidence([s.image for s in samples], question=analysis_question(), batch_size=batch_size)
+    scale, mask_weight, bias = fit_detection(evidence, labels)
+    before = 1 / (1 + np.exp(-evidence[:, 0]))
+    after = 1 / (1 + np.exp(-(scale * evidence[:, 0] + mask_weight * evidence[:, 1] + bias)))
+    return DetectionCalibration(
+        scale=scale, mask_weight=mask_weight, bias=bias, n_images=len(samples),
+        declined=(scale, mask_weight, bias) == (1.0, 0.0, 0.0),
+        ece_before=expected_calibration_error(before, labels), ece_after=expected_calibration_error(after, labels),
+        auroc_before=image_metrics(list(before), labels)["auroc"], auroc_after=image_metrics(list(after), labels)["auroc"],
+    )
 
 
 def calibrate_mask_threshold(
@@ -188,4 +217,4 @@ def calibrate_mask_threshold(
 
 
 __all__ = ["RELATIVE_GRID", "THRESHOLD_GRID", "DetectionCalibration", "ThresholdCalibration", "best_threshold", "calibrate_detection",
-           "calibrate_mask_threshold", "fit_platt", "image_threshold"]
+           "calibrate_mask_threshold", "fit_detection", "fit_platt", "image_threshold"]

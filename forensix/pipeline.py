@@ -83,7 +83,7 @@ def _calibrate(model: ForensixModel, val: SyntheticForgeryDataset, where: Path, 
     write ``calibration.json``; True if anything changed."""
     samples = [val.sample(i) for i in range(len(val))]
     calibration = calibrate_mask_threshold(model, samples)
-    settings = ("mask_threshold", "mask_relative", "detection_scale", "detection_bias")
+    settings = ("mask_threshold", "mask_relative", "detection_scale", "detection_mask_weight", "detection_bias")
     before = [getattr(model.config, key) for key in settings]
     model.config.mask_threshold, model.config.mask_relative = calibration.threshold, calibration.relative
     record = {**calibration.to_dict(), "split": val.split}
@@ -92,6 +92,7 @@ def _calibrate(model: ForensixModel, val: SyntheticForgeryDataset, where: Path, 
     elif detection:
         fitted = calibrate_detection(model, samples)
         model.config.detection_scale, model.config.detection_bias = fitted.scale, fitted.bias
+        model.config.detection_mask_weight = fitted.mask_weight
         record["detection"] = fitted.to_dict()
     where.mkdir(parents=True, exist_ok=True)
     (where / "calibration.json").write_text(json.dumps(record, indent=1))

@@ -132,12 +132,24 @@ def test_platt_scaling_recovers_a_known_logistic_model():
     margins = rng.normal(0, 2, 4000)
     labels = (rng.random(4000) < 1 / (1 + np.exp(-(0.5 * margins - 1.0)))).astype(int)
     weights = np.where(labels == 1, 0.5 / labels.mean(), 0.5 / (1 - labels.mean()))
-    scale, bias = fit_platt(margins, labels)
+    (scale,), bias = fit_platt(margins, labels)
     # class-balanced: the bias moves by the log prior ratio, the scale stays
     assert abs(scale - 0.5) < 0.06 and abs(bias - (-1.0 - np.log(labels.mean() / (1 - labels.mean())))) < 0.15
     assert weights.sum() == pytest.approx(len(labels))
     with pytest.raises(ForensixError, match="both classes"):
         fit_platt([0.1, 0.2], [1, 1])
+
+
+def test_detection_fit_keeps_only_evidence_that_points_the_right_way():
+    from forensix.calibration import fit_detection
+
+    rng = np.random.default_rng(1)
+    labels = np.arange(400) % 2
+    margin, score = rng.normal(size=400) + labels, rng.normal(size=400) + 2 * labels
+    scale, mask_weight, bias = fit_detection(np.stack([margin, score], 1), labels)
+    assert scale > 0 and mask_weight > scale  # both help, the stronger one more
+    assert fit_detection(np.stack([-margin, score], 1), labels)[0] == 0.0  # a reversed margin is left out, not flipped
+    assert fit_detection(np.stack([-margin, -score], 1), labels) == (1.0, 0.0, 0.0)  # neither: FakeScope's rule
 
 
 def test_detection_calibration_lowers_the_ece_and_p_fake_follows_it():
@@ -155,10 +167,33 @@ def test_detection_calibration_lowers_the_ece_and_p_fake_follows_it():
     samples = [gen.sample(i) for i in range(24)]
     fitted = calibrate_detection(model, samples)
     assert (model.config.detection_scale, model.config.detection_bias) == (1.0, 0.0)  # sets nothing
-    assert fitted.declined or fitted.scale > 0
+    assert fitted.declined or (fitted.scale >= 0 and fitted.mask_weight >= 0)
     model.config.detection_scale, model.config.detection_bias = fitted.scale, fitted.bias
+    model.config.detection_mask_weight = fitted.mask_weight
     labels = [int(s.record.is_fake) for s in samples]
     from forensix.data.conversations import analysis_question
 
     p = model.detect([s.image for s in samples], question=analysis_question())
     assert abs(expected_calibration_error(p, labels) - fitted.ece_after) < 1e-4
+    with pytest.raises(ValueError, match="mask_score"):  # a model whose p_fake reads the mask score needs it
+        model.config.detection_mask_weight = 0.5
+        model.p_fake_from_logits(logits)
+
+
+def test_answers_start_with_the_verdict_that_p_fake_decides(fresh_tiny_model):
+    """With a calibration that overrules the language model, the text's first word follows p_fake, batched or not."""
+    from forensix.data.forge import ForgeryGenerator
+
+    model = fresh_tiny_model
+    images = [ForgeryGenerator(size=64, split="val", seed=2).sample(i).image for i in range(2)]
+    plain = model.analyze_batch(images, max_new_tokens=3)
+    fake, real = model._answer_ids["fake"][0], model._answer_ids["real"][0]
+    flipped = {fake: real, real: fake}
+    model.config.detection_scale, model.config.detection_bias = -1.0, 0.0  # reverses every verdict
+    for batched, single, before in zip(model.analyze_batch(images, max_new_tokens=3),
+                                      [model.analyze(im, max_new_tokens=3) for im in images], plain):
+        assert batched.generated_ids == single.generated_ids and batched.p_fake == pytest.approx(1 - before.p_fake, abs=1e-5)
+        if before.generated_ids[0] in flipped:
+            assert batched.generated_ids[0] == flipped[before.generated_ids[0]]
+        else:
+            assert batched.generated_ids[0] == before.generated_ids[0]

@@ -73,6 +73,7 @@ def test_drafted_decoding_gives_the_greedy_tokens(lm, drafts):
         assert 1 + -(-(n - 1) // 5) < out.forward_passes < n
 
 
+@pytest.mark.filterwarnings("ignore:Passing `no_repeat_ngram_size`")
 @pytest.mark.parametrize("drafts", ["none", "memory"])
 def test_no_repeat_decoding_matches_transformers_and_never_repeats_a_trigram(drafts):
     lm = load_language_model("tiny", seed=3).model.eval()  # its flat initial logits loop

@@ -19,11 +19,12 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from transformers import LogitsProcessor
 
 
 class NGramDrafts:
@@ -108,31 +109,58 @@ def _choose(logits: torch.Tensor, ids: Sequence[int], no_repeat_ngram: int) -> i
     return int(logits.argmax())
 
 
+class FirstTokens(LogitsProcessor):
+    """For ``transformers``' ``generate``: the first token of each row is ``choose(first_logits)[row]``
+    (``None`` keeps the model's own), as :func:`greedy_decode`'s ``first_token`` does for one sequence.
+
+    Example:
+        >>> scores = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]])
+        >>> FirstTokens(lambda s: [2, None])(torch.zeros(2, 0, dtype=torch.long), scores.clone()).argmax(-1).tolist()
+        [2, 0]
+    """
+
+    def __init__(self, choose: Callable[[torch.Tensor], Sequence[int | None]]) -> None:
+        self.choose, self.done = choose, False
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.done:
+            return scores
+        self.done = True
+        for row, token in enumerate(self.choose(scores)):
+            if token is not None:
+                scores[row] = float("-inf")
+                scores[row, token] = 0.0
+        return scores
+
+
 @torch.no_grad()
 def greedy_decode(
     lm: nn.Module, inputs_embeds: torch.Tensor, *, max_new_tokens: int, eos_token_id: int | None,
     drafts: NGramDrafts | None = None, prompt_ids: Sequence[int] = (), no_repeat_ngram: int = 0,
+    first_token: Callable[[torch.Tensor], int | None] | None = None,
 ) -> Decoded:
     """Greedy decoding of one sequence (``inputs_embeds`` ``[1, P, D]``, no padding) with drafts.
 
     ``prompt_ids`` (the prompt's token ids, placeholders at embedding slots) is searched for drafts
     too. ``kept_rows[c]`` says which query rows of forward pass ``c`` predicted a kept token (the
     last prompt row for the first pass), for callers that record per-token attention.
-    ``no_repeat_ngram`` > 0 never lets the answer repeat one of its own n-grams.
+    ``no_repeat_ngram`` > 0 never lets the answer repeat one of its own n-grams; ``first_token`` (the
+    first step's logits -> a token, or ``None`` for the model's own) chooses the answer's first token.
     """
     from transformers import DynamicCache
 
     if inputs_embeds.shape[0] != 1:
         raise ValueError("greedy_decode decodes one sequence; use generate() for batches")
     cache = DynamicCache(config=lm.config)
-    logits = lm(inputs_embeds=inputs_embeds, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+    logits = lm(inputs_embeds=inputs_embeds, cache=cache, use_cache=True, logits_to_keep=1).logits
     first = logits[0, -1]
-    ids, kept, passes = [int(first.argmax())], [slice(-1, None)], 1
+    chosen = first_token(first) if first_token is not None else None
+    ids, kept, passes = [int(first.argmax()) if chosen is None else int(chosen)], [slice(-1, None)], 1
     prompt = [int(i) for i in prompt_ids]
     while len(ids) < max_new_tokens and ids[-1] != eos_token_id:
         guess = drafts.propose(prompt + ids)[: max_new_tokens - len(ids)] if drafts is not None else []
         step = torch.tensor([[ids[-1], *guess]], device=inputs_embeds.device)
-        rows = lm(input_ids=step, past_key_values=cache, use_cache=True, logits_to_keep=step.shape[1]).logits[0]
+        rows = lm(input_ids=step, cache=cache, use_cache=True, logits_to_keep=step.shape[1]).logits[0]
         passes += 1
         accepted = 0
         pred = _choose(rows[0], ids, no_repeat_ngram)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import LogitsProcessorList
 
 from forensix.baselines.base import Localization
 from forensix.calibration import image_threshold
@@ -52,11 +54,11 @@ from forensix.models.analysis import Analysis
 from forensix.models.clue_head import ClueHead
 from forensix.models.fl_expert import FLExpert
 from forensix.models.objectives import LocalizerOutput, localizer_loss
-from forensix.models.decoding import Decoded, NGramDrafts, greedy_decode
+from forensix.models.decoding import Decoded, FirstTokens, NGramDrafts, greedy_decode
 from forensix.models.lora import merged_lora
 from forensix.models.heads import HeadRegistry
 from forensix.models.language import answer_token_ids, load_language_model
-from forensix.models.mask_encoder import MaskEncoder, region_features
+from forensix.models.mask_encoder import MaskEncoder, region_features, top_mean
 from forensix.models.native import RESOLUTIONS, stitched, tile_windows
 from forensix.models.projector import Projector
 from forensix.weights import resolve_model_path
@@ -68,6 +70,8 @@ from forensix.models.vision import VisionEncoder
 #: Pieces of the model, in data-flow order; stage specs and parameter tables use these names.
 #: Training tokens added for the region words (the longest phrases take about 45 SmolLM2 tokens), so they do not cut the answer.
 REGION_WORDS_ROOM = 48
+#: The localizer's detection evidence: the mean of the top 1 % of its mask probabilities (``forensix.quality.mask_top``).
+MASK_SCORE_FRACTION = 0.01
 
 PIECES = ("vision", "trace", "fusion", "prompts", "fl_expert", "mask_encoder", "clue_head", "projector", "lm", "heads")
 
@@ -284,6 +288,7 @@ class ForensixModel(nn.Module):
         clue_logits = self.clue_head(torch.cat([region, fused.mean(1)], dim=1))
         tensors = {
             "mask_logits": mask_logits,
+            "mask_score": top_mean(mask if mask is not None else mask_logits.sigmoid(), MASK_SCORE_FRACTION),
             "clue_logits": clue_logits,
             "mask_tokens": self.mask_encoder(region),
             "region_mask": mask_for_tokens.detach(),
@@ -384,10 +389,33 @@ class ForensixModel(nn.Module):
         answers = self.answer_log_probs(last_logits)
         return answers[:, 0] - answers[:, 1]
 
-    def p_fake_from_logits(self, last_logits: torch.Tensor) -> torch.Tensor:
+    def p_fake_from_logits(self, last_logits: torch.Tensor, mask_score: torch.Tensor | None = None) -> torch.Tensor:
         """FakeScope rule, P(fake) = softmax over the two answer words' log-probabilities, then the detection
-        calibration ``sigmoid(scale * margin + bias)`` fitted on validation data (identity when 1, 0)."""
-        return torch.sigmoid(self.config.detection_scale * self.detection_margin(last_logits) + self.config.detection_bias)
+        calibration fitted on validation data: ``sigmoid(scale * margin + mask_weight * logit(mask_score) + bias)``,
+        where ``mask_score`` ``[B]`` is the localizer's own evidence (the top-mean of the mask the mask encoder
+        read, ``vision["mask_score"]``). FakeScope's rule alone when scale, mask_weight, bias = 1, 0, 0."""
+        evidence = self.config.detection_scale * self.detection_margin(last_logits) + self.config.detection_bias
+        if self.config.detection_mask_weight:
+            if mask_score is None:
+                raise ValueError("p_fake_from_logits: this model's detection reads the mask score too; pass mask_score")
+            evidence = evidence + self.config.detection_mask_weight * torch.logit(mask_score.float().clamp(1e-4, 1 - 1e-4))
+        return torch.sigmoid(evidence)
+
+    def verdict_token(self, first_logits: torch.Tensor, mask_score: torch.Tensor) -> list[int | None]:
+        """Per row of next-token logits ``[B, V]``, the answer word ("fake" / "real") that the calibrated
+        ``p_fake`` decides, where the language model's own first word is one of them (else ``None``: the
+        answer does not start with a verdict). Decoding starts with it, so the text says what ``p_fake`` says.
+
+        Example:
+            >>> model = ForensixModel.from_config("tiny")
+            >>> logits = torch.zeros(1, model.lm.config.vocab_size); logits[0, model._answer_ids["real"][0]] = 9.0
+            >>> model.verdict_token(logits, torch.ones(1)) == [model._answer_ids["real"][0]]
+            True
+        """
+        fake, real = self._answer_ids["fake"][0], self._answer_ids["real"][0]
+        p = self.p_fake_from_logits(first_logits, mask_score)
+        return [(fake if float(pi) >= 0.5 else real) if int(row.argmax()) in (fake, real) else None
+                for row, pi in zip(first_logits, p)]
 
     # ------------------------------------------------------------------ training forward
     def forward(
@@ -440,13 +468,35 @@ class ForensixModel(nn.Module):
             question = f"{IMAGE_SLOT} {question}"
         return [{"role": "user", "content": question}]
 
-    def _p_fake(self, vision: dict[str, torch.Tensor], question: str = DETECTION_QUESTION) -> torch.Tensor:
-        """``p_fake`` per image from one language-model pass over the detection prompt."""
+    def _answer_logits(self, vision: dict[str, torch.Tensor], question: str = DETECTION_QUESTION) -> torch.Tensor:
+        """Next-token logits ``[B, V]`` after the prompt ``question``: where the answer word's probabilities are read."""
         n = vision["image_tokens"].shape[0]
         tokens = self.tokenize([self._prompt_for(question)] * n, self.prompter_words(vision), True)
         logits = self.lm(inputs_embeds=self.embed(tokens, vision), attention_mask=tokens.attention_mask.to(self.device),
                          use_cache=False).logits
-        return self.p_fake_from_logits(logits[torch.arange(n), torch.tensor(tokens.lengths) - 1])
+        return logits[torch.arange(n), torch.tensor(tokens.lengths) - 1]
+
+    def _p_fake(self, vision: dict[str, torch.Tensor], question: str = DETECTION_QUESTION) -> torch.Tensor:
+        """``p_fake`` per image from one language-model pass over the detection prompt."""
+        return self.p_fake_from_logits(self._answer_logits(vision, question), vision["mask_score"])
+
+    @torch.no_grad()
+    def detection_evidence(self, images: Any, question: str = DETECTION_QUESTION, batch_size: int = 16) -> np.ndarray:
+        """What ``p_fake``'s calibration combines, ``[n, 2]`` per image: the FakeScope margin
+        ``log P(fake) - log P(real)`` and the logit of the localizer's mask score.
+
+        Example:
+            >>> ForensixModel.from_config("tiny").detection_evidence([np.zeros((64, 64, 3), np.uint8)] * 2).shape
+            (2, 2)
+        """
+        arrays = self._arrays(images)
+        rows = []
+        with _eval_mode(self):
+            for i in range(0, len(arrays), batch_size):
+                vision = self._encode(arrays[i : i + batch_size])[1]
+                score = torch.logit(vision["mask_score"].float().clamp(1e-4, 1 - 1e-4))
+                rows.append(torch.stack([self.detection_margin(self._answer_logits(vision, question)), score], 1).cpu())
+        return torch.cat(rows).numpy().astype(np.float64)
 
     @torch.no_grad()
     def detect(self, images: Any, question: str = DETECTION_QUESTION, batch_size: int = 16,
@@ -501,7 +551,8 @@ class ForensixModel(nn.Module):
         conversation is decoded with n-gram drafts from the prompt and this model's earlier answers
         (:func:`~forensix.models.decoding.greedy_decode`; ``language.draft_tokens`` = 0 turns the
         drafts off), a batch with ``transformers``' ``generate``; either way an answer never repeats one of its
-        own token n-grams of ``language.no_repeat_ngram`` tokens (0: plain greedy decoding).
+        own token n-grams of ``language.no_repeat_ngram`` tokens (0: plain greedy decoding), and an answer that
+        starts with a verdict starts with the one the calibrated ``p_fake`` decides (:meth:`verdict_token`).
         """
         words = self.prompter_words(vision)
         tokens = self.tokenize(conversations, words, add_generation_prompt=True, side="left")
@@ -523,17 +574,24 @@ class ForensixModel(nn.Module):
         fold = merged_lora(self.lm) if not self.lm.training else contextlib.nullcontext()
         max_new = max_new_tokens or self.config.language.max_new_tokens
         no_repeat = self.config.language.no_repeat_ngram
+
+        def verdict(first_logits: torch.Tensor) -> list[int | None]:
+            return self.verdict_token(first_logits, vision["mask_score"])
+
         eos = self.tokenizer.eos_token_id
         with backend, fold, add_hooks(self._hook_points, hooks):
             if len(conversations) == 1:
                 decoded = [greedy_decode(self.lm, embeds, max_new_tokens=max_new, eos_token_id=eos, drafts=drafts,
-                                         prompt_ids=tokens.ids[0].tolist(), no_repeat_ngram=no_repeat)]
+                                         prompt_ids=tokens.ids[0].tolist(), no_repeat_ngram=no_repeat,
+                                         first_token=lambda logits: verdict(logits[None])[0])]
             else:
-                out = self.lm.generate(
-                    inputs_embeds=embeds, attention_mask=tokens.attention_mask.to(self.device), max_new_tokens=max_new,
-                    do_sample=False, return_dict_in_generate=True, output_logits=True, pad_token_id=self.tokenizer.pad_token_id,
-                    no_repeat_ngram_size=no_repeat,
-                )
+                with warnings.catch_warnings():  # it says what we want: n-grams of the answer only, not of the prompt
+                    warnings.filterwarnings("ignore", message="Passing `no_repeat_ngram_size`", category=UserWarning)
+                    out = self.lm.generate(
+                        inputs_embeds=embeds, attention_mask=tokens.attention_mask.to(self.device), max_new_tokens=max_new,
+                        do_sample=False, return_dict_in_generate=True, output_logits=True, pad_token_id=self.tokenizer.pad_token_id,
+                        no_repeat_ngram_size=no_repeat, logits_processor=LogitsProcessorList([FirstTokens(verdict)]),
+                    )
                 decoded = [Decoded(ids=out.sequences[row].tolist(), first_logits=out.logits[0][row])
                            for row in range(len(conversations))]
         replies = []
@@ -600,7 +658,7 @@ class ForensixModel(nn.Module):
                 text=reply["text"],
                 mask_probs=mask_maps[i],
                 threshold=self.mask_cut(mask_maps[i]),
-                p_fake=float(self.p_fake_from_logits(reply["first_logits"][None])[0]),
+                p_fake=float(self.p_fake_from_logits(reply["first_logits"][None], vision["mask_score"][i : i + 1])[0]),
                 clue_probs=dict(zip(CLUES, clue_probs[i])),
                 clue_threshold=self.config.clue_threshold,
                 prompt_ids=tokens.ids[0].tolist(),
