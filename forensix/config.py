@@ -110,10 +110,10 @@ class ForensixConfig:
     clues_in_prompt: bool = True
     clue_threshold: float = 0.5
     region_in_prompt: bool = False  # region words of the mask the mask encoder reads; stage 3 turns them on
-    mask_threshold: float = 0.5  # chosen on validation data after stage 2 (forensix.calibration)
+    mask_threshold: float = 0.5  # chosen on validation data after stage 2 (forensix.eval.calibration)
     mask_relative: float = 0.0  # a pixel is marked if prob >= max(mask_threshold, mask_relative * the image's max prob)
     detection_scale: float = 1.0  # p_fake = sigmoid(scale * (log P(fake) - log P(real)) + bias): FakeScope's rule when 1, 0;
-    detection_bias: float = 0.0  # fitted on validation data after stage 3 (forensix.calibration.calibrate_detection)
+    detection_bias: float = 0.0  # fitted on validation data after stage 3 (forensix.eval.calibration.calibrate_detection)
     resolution: str = "native"  # "native": the localizer reads the photo's own pixels; "resize": a copy at image_size
     native_tile: int = 1024  # native photos larger than this on a side run as overlapping tiles (forensix.models.native)
     native_overlap: int = 128

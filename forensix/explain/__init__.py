@@ -10,7 +10,7 @@ from forensix.explain.attribution import (
 )
 from forensix.explain.grounding import Grounding, ground, location_token_indices
 
-from forensix.explain.metrics import (
+from forensix.explain.explanation_metrics import (
     ChanceLevels,
     CurveResult,
     comprehensiveness,

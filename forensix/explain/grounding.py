@@ -45,7 +45,7 @@ from torch import Tensor
 
 from forensix.errors import BadConfigError
 from forensix.explain.attribution import _analysis_mode, _batched_grads, _forced, _sequence
-from forensix.explain.metrics import deletion_insertion, energy_in_mask, map_auroc, pointing_game
+from forensix.explain.explanation_metrics import deletion_insertion, energy_in_mask, map_auroc, pointing_game
 from forensix.explain.results import escape, heat_png_uri, html_result, load_result, save_result
 from forensix.explain.rollout import attention_rollout, fuse_heads, upsample_to_pixels
 

@@ -29,13 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from forensix.baselines.base import Localization
-from forensix.calibration import image_threshold
 from forensix.checkpoint import read_checkpoint, write_checkpoint
 from forensix.config import ForensixConfig, get_config
 from forensix.data.conversations import DETECTION_QUESTION, analysis_question
 from forensix.data.describe import CLUES, location_phrase, phrasebook, size_phrase
 from forensix.data.io import as_image_array, as_mask_array
 from forensix.errors import BadCheckpointError, BadConfigError, BadImageError, BadMaskError, BadPromptError, ForensixError
+from forensix.eval.calibration import image_threshold
 from forensix.hooks import (
     HOOKED_ATTENTION,
     Cache,

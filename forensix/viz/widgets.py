@@ -341,7 +341,7 @@ class GroundingExplorer(_Explorer):
         self.update()
 
     def _update(self) -> None:
-        from forensix.explain.metrics import energy_in_mask, pointing_game
+        from forensix.explain.explanation_metrics import energy_in_mask, pointing_game
 
         i = int(self.token.value)
         heat = self.maps[i]

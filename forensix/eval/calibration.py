@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from forensix.errors import ForensixError
-from forensix.metrics import pixel_f1
+from forensix.eval.metrics import pixel_f1
 
 #: Thresholds tried, 0.05 to 0.95 in steps of 0.05.
 THRESHOLD_GRID: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -147,7 +147,7 @@ def calibrate_detection(model, samples: Sequence[Any], batch_size: int = 16) -> 
     question ``analyze`` asks. Sets nothing: assign ``model.config.detection_scale/bias`` to use it.
     """
     from forensix.data.conversations import analysis_question
-    from forensix.metrics import expected_calibration_error
+    from forensix.eval.metrics import expected_calibration_error
 
     labels = [int(s.record.is_fake) for s in samples]
     if len(set(labels)) != 2:
