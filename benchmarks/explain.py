@@ -52,7 +52,8 @@ def _explanation(model, image, n_tokens: int):
 
 
 def ig_speed(model, image, n_tokens: int, steps: int, baseline: str = "pad") -> dict:
-    from forensix.explain.attribution import attribute_tokens, captum_token_attribution
+    from forensix.explain.captum_reference import captum_token_attribution
+    from forensix.explain.token_attribution import attribute_tokens
 
     a = _explanation(model, image, n_tokens)
     targets = list(range(n_tokens))

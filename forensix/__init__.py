@@ -36,7 +36,7 @@ _EXPORTS = {
     "get_detector": "forensix.baselines",
     "attention_rollout": "forensix.explain",
     "ground": "forensix.explain.grounding",
-    "attribute_tokens": "forensix.explain.attribution",
+    "attribute_tokens": "forensix.explain.token_attribution",
 }
 
 

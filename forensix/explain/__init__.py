@@ -1,15 +1,19 @@
-"""Explanation tools: attention rollout, grounding/faithfulness metrics, token attribution and grounding maps."""
+"""Explanations of an analysis: where the model looked and what its answer rests on.
 
-from forensix.explain.attribution import (
-    PatchAttribution,
-    TokenAttribution,
-    attribute_patches,
-    attribute_tokens,
-    captum_token_attribution,
-    merge_subwords,
-)
-from forensix.explain.grounding import Grounding, ground, location_token_indices
+What is where:
 
+* :mod:`~forensix.explain.rollout`: attention rollout and gradient rollout over the vision encoder.
+* :mod:`~forensix.explain.grounding`: a heatmap over the image for every generated token.
+* :mod:`~forensix.explain.token_attribution`: Integrated Gradients of each generated token over the prompt.
+* :mod:`~forensix.explain.patch_attribution`: captum occlusion / ablation over image patches.
+* :mod:`~forensix.explain.captum_reference`: captum's per-token IG, the reference token attribution is checked against.
+* :mod:`~forensix.explain.replay`: the teacher-forced replay of an analysis that the gradient methods share.
+* :mod:`~forensix.explain.explanation_metrics`: grounding (pointing game, energy, AUROC) and faithfulness
+  (deletion/insertion, ERASER) of explanations.
+* :mod:`~forensix.explain.results`: saving, loading and HTML display of the results.
+"""
+
+from forensix.explain.captum_reference import captum_token_attribution
 from forensix.explain.explanation_metrics import (
     ChanceLevels,
     CurveResult,
@@ -23,6 +27,8 @@ from forensix.explain.explanation_metrics import (
     random_map_baseline,
     sufficiency,
 )
+from forensix.explain.grounding import Grounding, ground, location_token_indices
+from forensix.explain.patch_attribution import PatchAttribution, attribute_patches
 from forensix.explain.rollout import (
     RolloutResult,
     attention_rollout,
@@ -34,6 +40,7 @@ from forensix.explain.rollout import (
     upsample_to_pixels,
     vision_attentions,
 )
+from forensix.explain.token_attribution import TokenAttribution, attribute_tokens, merge_subwords
 
 __all__ = [
     "PatchAttribution",

@@ -44,8 +44,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from forensix.errors import BadConfigError
-from forensix.explain.attribution import _analysis_mode, _batched_grads, _forced, _sequence
 from forensix.explain.explanation_metrics import deletion_insertion, energy_in_mask, map_auroc, pointing_game
+from forensix.explain.replay import analysis_mode, append_generated, batched_grads, teacher_force
 from forensix.explain.results import escape, heat_png_uri, html_result, load_result, save_result
 from forensix.explain.rollout import attention_rollout, fuse_heads, upsample_to_pixels
 
@@ -282,20 +282,20 @@ def _spread(weights: Any) -> Tensor:
 def _gradient_maps(model: Any, analysis: Any, sigma: float | None, chunk_size: int):
     n = len(analysis.generated_ids)
     h, w = analysis.image.shape[:2]
-    with _analysis_mode(model):
+    with analysis_mode(model):
         pixels, _ = model.preprocess(analysis.image)
         s = pixels.shape[-1]
         if n == 0:
             return torch.zeros(0, h, w), torch.zeros(0, *analysis.vision_grid)
-        forced = _forced(model, analysis, pixels)  # validates the prompt
+        forced = teacher_force(model, analysis, pixels)  # validates the prompt
         with torch.enable_grad():
             px = pixels.detach().clone().requires_grad_(True)
             vision = model.encode_image(px, model.region_for(analysis.image))
             emb = model.embed(forced.tokens, vision)
-            seq, keep = _sequence(forced, emb, n, model.lm.get_input_embeddings())
+            seq, keep = append_generated(forced, emb, n, model.lm.get_input_embeddings())
             logits = model.lm(inputs_embeds=seq, use_cache=False, logits_to_keep=keep).logits
             logp = logits.float().log_softmax(-1)[0, torch.arange(n), forced.generated][None]  # [1, n]
-            grads = _batched_grads(logp, px, list(range(n)), max(1, int(chunk_size)))  # [n, 1, 3, S, S]
+            grads = batched_grads(logp, px, list(range(n)), max(1, int(chunk_size)))  # [n, 1, 3, S, S]
     sal = grads[:, 0].abs().sum(1).double()  # [n, S, S]
     sigma = s / 56.0 if sigma is None else float(sigma)
     if sigma > 0:
