@@ -1,6 +1,7 @@
 """Token attribution: which prompt tokens, image tokens and mask tokens each generated token rests on.
 
-:func:`attribute_tokens` runs Integrated Gradients on the language model's input embeddings for
+:func:`attribute_tokens` runs a method of :data:`ATTRIBUTION_METHODS` (:func:`list_attribution_methods`),
+by default ``"ig"``: Integrated Gradients on the language model's input embeddings for
 every generated token (target: ``log p(token_t | prefix)``) and for ``p_fake`` (target: the
 FakeScope log-odds ``log p("fake") − log p("real")`` at the last prompt position, the logits
 :attr:`Analysis.p_fake` comes from). The sequence (prompt + generated ids) is teacher-forced
@@ -23,7 +24,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -33,11 +34,13 @@ import torch
 from torch import Tensor
 
 from forensix.errors import BadConfigError
+from forensix.explain.registry import lookup
 from forensix.explain.replay import (P_FAKE, ForcedSequence, analysis_mode, append_generated, grads_from_cotangents,
                                      input_labels, resolve_targets, target_values, teacher_force)
 from forensix.explain.results import escape, html_result, load_result, save_result, score_colour
 
-__all__ = ["TokenAttribution", "Words", "attribute_tokens", "merge_subwords"]
+__all__ = ["ATTRIBUTION_METHODS", "AttributionScores", "AttributionSettings", "TokenAttribution", "Words", "attribute_tokens",
+           "list_attribution_methods", "merge_subwords"]
 
 
 # --------------------------------------------------------------------------- words
@@ -230,7 +233,31 @@ class TokenAttribution:
                    baseline=m["baseline"], meta=m["meta"])
 
 
-# --------------------------------------------------------------------------- IG
+# --------------------------------------------------------------------------- methods
+
+
+class AttributionScores(NamedTuple):
+    """What a token attribution method returns: ``scores`` ``[K, P]`` (target ``k``, prompt position ``j``) and
+    the targets' values at the input and at the baseline, ``[K]`` each (see :class:`TokenAttribution`)."""
+
+    scores: Tensor
+    target_values: Tensor
+    baseline_values: Tensor
+
+
+@dataclass(frozen=True)
+class AttributionSettings:
+    """The settings :func:`attribute_tokens` hands every attribution method; each reads the ones it uses.
+
+    Example:
+        >>> AttributionSettings(n_steps=4).baseline
+        'zeros'
+    """
+
+    n_steps: int = 16
+    baseline: str | int | Tensor = "zeros"
+    riemann: str = "gausslegendre"
+    chunk_size: int = 8
 
 
 def _baseline_embeds(model: Any, forced: ForcedSequence, baseline: str | int | Tensor) -> Tensor:
@@ -284,18 +311,60 @@ def _head_cotangents(model: Any, hidden: Tensor, forced: ForcedSequence, index: 
     return cot
 
 
+def _integrated_gradients(model: Any, forced: ForcedSequence, index: list[int], settings: AttributionSettings) -> AttributionScores:
+    """Integrated Gradients from the baseline to the prompt embeddings: the interpolation steps form one
+    batch, and every target's gradient comes from one batched backward pass per ``chunk_size`` targets."""
+    step_sizes, alphas = _ig_params(settings.n_steps, settings.riemann)
+    embed = model.lm.get_input_embeddings()
+    x = forced.prompt_embeds[None]
+    base = _baseline_embeds(model, forced, settings.baseline)[None]
+    needed = max(index) + 1
+    with torch.no_grad():  # completeness: f(input), f(baseline)
+        seq, keep = append_generated(forced, torch.cat([x, base]), needed, embed)
+        ends = target_values(model, model.lm(inputs_embeds=seq, use_cache=False, logits_to_keep=keep).logits, forced, index)
+    with torch.enable_grad():
+        scaled = torch.cat([base + a * (x - base) for a in alphas], dim=0).requires_grad_()
+        seq, keep = append_generated(forced, scaled, needed, embed)
+        hidden = model.lm.base_model(inputs_embeds=seq, use_cache=False).last_hidden_state[:, -keep:]
+        cot = _head_cotangents(model, hidden.detach(), forced, index)  # [K, S, keep, D]
+        grads = grads_from_cotangents(hidden, scaled, cot, max(1, int(settings.chunk_size)))
+    weights = torch.tensor(step_sizes).float().view(1, -1, 1, 1).to(grads.device)
+    total = (grads * weights).sum(1)  # [K, P, D]
+    scores = (total * (x - base)).sum(-1).detach().float().cpu()
+    return AttributionScores(scores, ends[0].float().cpu(), ends[1].float().cpu())
+
+
+#: Token attribution methods by name: ``method(model, forced, targets, settings) -> AttributionScores``, run in
+#: :func:`~forensix.explain.replay.analysis_mode` on the analysis's :class:`~forensix.explain.replay.ForcedSequence`
+#: (``targets``: generated-token indices, −1 for ``p_fake``).
+ATTRIBUTION_METHODS: dict[str, Callable[[Any, ForcedSequence, list[int], AttributionSettings], AttributionScores]] = {
+    "ig": _integrated_gradients,
+}
+
+
+def list_attribution_methods() -> list[str]:
+    """Names of the token attribution methods :func:`attribute_tokens` accepts.
+
+    Example:
+        >>> list_attribution_methods()
+        ['ig']
+    """
+    return sorted(ATTRIBUTION_METHODS)
+
+
 def attribute_tokens(
     model: Any,
     analysis: Any,
     *,
-    method: Literal["ig"] = "ig",
+    method: str = "ig",
     n_steps: int = 16,
     baseline: Literal["zeros", "pad"] | int | Tensor = "zeros",
     targets: Sequence[int | str] | None = None,
     riemann: str = "gausslegendre",
     chunk_size: int = 8,
 ) -> TokenAttribution:
-    """Integrated Gradients of each generated token (and ``p_fake``) w.r.t. the prompt embeddings.
+    """Attribution of each generated token (and ``p_fake``) to the prompt embeddings; ``method`` names one
+    of :data:`ATTRIBUTION_METHODS` (``"ig"``: Integrated Gradients, the only one so far).
 
     ``targets``: generated-token indices and/or ``"p_fake"`` (default: every generated token, then
     ``p_fake``). Token ``t``'s target is ``log p(generated_t | prompt, generated_<t)``; the
@@ -318,33 +387,16 @@ def attribute_tokens(
         >>> attribute_tokens(m, a, n_steps=2, targets=["p_fake"]).image_map("p_fake").shape
         torch.Size([2, 2])
     """
-    if method != "ig":
-        raise BadConfigError(f"method={method!r}: only 'ig' (Integrated Gradients) is implemented")
+    run = lookup(ATTRIBUTION_METHODS, method, argument="method", kind="token attribution method")
     index = resolve_targets(targets, len(analysis.generated_ids))
-    step_sizes, alphas = _ig_params(n_steps, riemann)
+    settings = AttributionSettings(n_steps=n_steps, baseline=baseline, riemann=riemann, chunk_size=chunk_size)
     with analysis_mode(model):
-        forced = teacher_force(model, analysis)
-        embed = model.lm.get_input_embeddings()
-        x = forced.prompt_embeds[None]
-        base = _baseline_embeds(model, forced, baseline)[None]
-        needed = max(index) + 1
-        with torch.no_grad():  # completeness: f(input), f(baseline)
-            seq, keep = append_generated(forced, torch.cat([x, base]), needed, embed)
-            ends = target_values(model, model.lm(inputs_embeds=seq, use_cache=False, logits_to_keep=keep).logits, forced, index)
-        with torch.enable_grad():
-            scaled = torch.cat([base + a * (x - base) for a in alphas], dim=0).requires_grad_()
-            seq, keep = append_generated(forced, scaled, needed, embed)
-            hidden = model.lm.base_model(inputs_embeds=seq, use_cache=False).last_hidden_state[:, -keep:]
-            cot = _head_cotangents(model, hidden.detach(), forced, index)  # [K, S, keep, D]
-            grads = grads_from_cotangents(hidden, scaled, cot, max(1, int(chunk_size)))
-        weights = torch.tensor(step_sizes).float().view(1, -1, 1, 1).to(grads.device)
-        total = (grads * weights).sum(1)  # [K, P, D]
-        scores = (total * (x - base)).sum(-1).detach().float().cpu()
+        scores, values, baseline_values = run(model, teacher_force(model, analysis), index, settings)
     tok = [P_FAKE if i < 0 else analysis.generated_tokens[i] for i in index]
     return TokenAttribution(
         scores=scores, target_tokens=tok, input_tokens=input_labels(model, analysis), target_index=index,
         input_ids=list(analysis.prompt_ids), image_positions=list(analysis.image_positions),
         mask_positions=list(analysis.mask_positions), image_grid=tuple(analysis.image_token_grid),
-        target_values=ends[0].float().cpu(), baseline_values=ends[1].float().cpu(), method=method,
+        target_values=values, baseline_values=baseline_values, method=method,
         n_steps=int(n_steps), baseline=baseline if isinstance(baseline, str) else f"custom:{baseline if isinstance(baseline, int) else 'tensor'}", meta={"riemann": riemann},
     )
