@@ -15,7 +15,7 @@ the camera photos (``with_camera_photos``, :mod:`forensix.data.camera_photos`; n
 once) and 400 steps of trace pre-training on processing histories before stage 2
 (``with_trace_pretraining``, :mod:`forensix.train.pretrain`; its training time includes them).
 Each variant's rows of all seeds are paired with its round's default rows of the same image and
-seed, and :func:`forensix.bootstrap.paired_differences` resamples those pairs (pairs of the two
+seed, and :func:`forensix.eval.bootstrap.paired_differences` resamples those pairs (pairs of the two
 seeds are resampled independently, which makes the interval a little narrow); the per-seed
 differences are listed too, so that an effect one seed shows and the other does not is visible.
 
@@ -38,15 +38,15 @@ import numpy as np
 import pandas as pd
 
 from benchmarks._common import write_result
-from forensix.bootstrap import paired_differences
-from forensix.calibration import calibrate_mask_threshold
+from forensix.eval.bootstrap import paired_differences
+from forensix.eval.calibration import calibrate_mask_threshold
 from forensix.config import get_config
 from forensix.data.camera_photos import camera_photos
 from forensix.errors import ForensixError
-from forensix.metrics import best_threshold_f1, pixel_metrics
+from forensix.eval.metrics import best_threshold_f1, pixel_metrics
 from forensix.models import ForensixModel
-from forensix.pipeline import stage_datasets
-from forensix.quality import held_out_samples, mask_top
+from forensix.train.pipeline import stage_datasets
+from forensix.eval.model_quality import held_out_samples, mask_top
 from forensix.train import TrainConfig, get_stage, train_stage
 from forensix.train.pretrain import pretrain_trace
 
@@ -167,7 +167,7 @@ def compare(rows: pd.DataFrame, default: pd.DataFrame, n_boot: int = 2000) -> di
 
 def summary(rows: pd.DataFrame) -> dict:
     """Mean scores of one variant over its seeds (image AUROC per seed, then averaged)."""
-    from forensix.metrics import image_metrics
+    from forensix.eval.metrics import image_metrics
 
     forged = rows[rows.is_fake == 1]
     aurocs = [image_metrics(g.p_fake.tolist(), g.is_fake.tolist())["auroc"] for _, g in rows.groupby("seed")]

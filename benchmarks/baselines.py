@@ -15,7 +15,7 @@ import argparse
 from benchmarks._common import write_result
 from forensix.baselines import DETECTORS, get_detector
 from forensix.data.datasets import SyntheticImageDataset
-from forensix.evaluate import compare_detectors, evaluate_detector
+from forensix.eval.detectors import compare_detectors, evaluate_detector
 
 SEED, SIZE = 1234, 224  # without a model; with one, its own image size
 

@@ -12,7 +12,7 @@ writes ``benchmarks/results/explain.json``. Without ``--model`` the untrained ``
   all tokens), energy in mask, deletion AUC of ``p_fake`` on each image's mean location-token map
   (all tokens when none), beside a random map and the mask-area chance level. The pointing game of
   location tokens comes with a 95% interval from resampling whole images (tokens of one image are not
-  independent; :func:`forensix.bootstrap.grouped_rate_interval`); authentic images score no tokens.
+  independent; :func:`forensix.eval.bootstrap.grouped_rate_interval`); authentic images score no tokens.
   ``pointing_game_localizer_peak``: the same test once per forged image for the maximum of the
   predicted mask probabilities, the localizer's own answer to "where?".
 """
@@ -52,7 +52,8 @@ def _explanation(model, image, n_tokens: int):
 
 
 def ig_speed(model, image, n_tokens: int, steps: int, baseline: str = "pad") -> dict:
-    from forensix.explain.attribution import attribute_tokens, captum_token_attribution
+    from forensix.explain.captum_reference import captum_token_attribution
+    from forensix.explain.token_attribution import attribute_tokens
 
     a = _explanation(model, image, n_tokens)
     targets = list(range(n_tokens))
@@ -73,9 +74,9 @@ def ig_speed(model, image, n_tokens: int, steps: int, baseline: str = "pad") -> 
 
 def grounding(model, n: int, seed: int, deletion_steps: int) -> dict:
     from forensix.data.datasets import SyntheticImageDataset
-    from forensix.bootstrap import grouped_rate_interval
+    from forensix.eval.bootstrap import grouped_rate_interval
     from forensix.explain.grounding import ground
-    from forensix.explain.metrics import (
+    from forensix.explain.explanation_metrics import (
         deletion_insertion, energy_in_mask, mask_area_baseline, pointing_game, pointing_game_score, random_map_baseline,
     )
 

@@ -4,7 +4,7 @@ Each run trains a fresh small-preset model (seed 0) through stage 2 with only th
 (``get_stage(2, losses=("mask",))``) for its own number of steps (its own cosine schedule), sets the
 mask threshold on the validation split as the pipeline does, and scores the held-out split of
 ``benchmarks/quality.py`` (the same 96 images, seed 1234): pixel F1 / IoU / AUROC over the forged
-images, and the image AUROC of the localizer's own score (:func:`~forensix.quality.mask_top`).
+images, and the image AUROC of the localizer's own score (:func:`~forensix.eval.model_quality.mask_top`).
 
 One more run at the largest step count trains on data that never repeats a forgery (a
 million-sample stream instead of the preset's 4800 cached samples), to tell repeated samples from
@@ -28,13 +28,13 @@ import time
 import numpy as np
 
 from benchmarks._common import write_result
-from forensix.calibration import calibrate_mask_threshold
+from forensix.eval.calibration import calibrate_mask_threshold
 from forensix.config import get_config
 from forensix.data.datasets import SyntheticForgeryDataset
-from forensix.metrics import image_metrics, pixel_metrics
+from forensix.eval.metrics import image_metrics, pixel_metrics
 from forensix.models import ForensixModel
-from forensix.pipeline import DATA_LENGTH, stage_datasets
-from forensix.quality import held_out_samples, mask_top
+from forensix.train.pipeline import DATA_LENGTH, stage_datasets
+from forensix.eval.model_quality import held_out_samples, mask_top
 from forensix.train import TrainConfig, get_stage, train_stage
 
 SEED, HELD_OUT_SEED, N_HELD_OUT, FLOOR = 0, 1234, 96, 0.60

@@ -34,10 +34,10 @@ import pandas as pd
 
 from benchmarks._common import write_result
 from forensix.baselines import DETECTORS, get_detector
-from forensix.bootstrap import bootstrap_intervals, paired_differences
+from forensix.eval.bootstrap import bootstrap_intervals, paired_differences
 from forensix.data.forge import ALL_OPS, ALL_SHAPES, forge
 from forensix.data.sources import PhotoPool
-from forensix.evaluate import evaluate_detector
+from forensix.eval.detectors import evaluate_detector
 from forensix.models import ForensixModel
 
 SEED, AREA = 4321, (0.002, 0.25)
@@ -74,7 +74,7 @@ def native_samples(n: int, seed: int = SEED) -> list[dict]:
 
 
 def _frame(rows: pd.DataFrame, items: list[dict]) -> pd.DataFrame:
-    """Evaluation rows in the columns :mod:`forensix.bootstrap` reads (``p_fake`` is the detector's score)."""
+    """Evaluation rows in the columns :mod:`forensix.eval.bootstrap` reads (``p_fake`` is the detector's score)."""
     return pd.DataFrame({"op": [it["op"] for it in items], "is_fake": rows.is_fake.astype(int).to_numpy(),
                          "f1": rows.f1.to_numpy(), "auroc": rows.auroc.to_numpy(), "p_fake": rows.score.to_numpy(),
                          "f1_best": rows.f1_best.to_numpy()})

@@ -5,7 +5,7 @@ Trains the small preset with a fixed seed through the three stages (reusing fini
 never used in training): pixel F1/IoU/AUROC, image accuracy/AUROC of p_fake, ROUGE-L, BLEU, CSS
 and clue F1. Floors for the small preset on CPU: pixel F1 >= 0.60, image AUROC >= 0.90, CSS >= 0.70.
 Beside them: the image AUROC of p_fake with the true mask fed to the mask encoder and of the
-localizer's own top mask probabilities (``forensix.quality.detection_sources``: is it the localizer
+localizer's own top mask probabilities (``forensix.eval.model_quality.detection_sources``: is it the localizer
 or the language model that misses?), stage 3's scores per forgery operation, and a reference
 ceiling from the images themselves (``change_oracle``: pixel F1 of thresholding how much the
 manipulation changed each pixel, which only a detector that sees the original could do).
@@ -30,8 +30,8 @@ import pandas as pd
 from benchmarks._common import command, write_result
 from forensix.cli import _steps
 from forensix.models import ForensixModel
-from forensix.pipeline import stage_datasets, train_stages
-from forensix.quality import SUMMARY_KEYS, change_oracle, detection_sources, evaluate_model, held_out_samples
+from forensix.train.pipeline import stage_datasets, train_stages
+from forensix.eval.model_quality import SUMMARY_KEYS, change_oracle, detection_sources, evaluate_model, held_out_samples
 from forensix.train import TrainConfig, get_stage, validation_losses
 
 SEED, EVAL_SEED, RESAMPLES, OWN_BATCHES = 0, 1234, 1000, 8
@@ -47,7 +47,7 @@ def _rounded(value):
 
 
 def _spans(table: pd.DataFrame) -> dict[str, list[float]]:
-    """``{metric: [low, high]}`` from a :meth:`~forensix.quality.QualityResult.intervals` table."""
+    """``{metric: [low, high]}`` from a :meth:`~forensix.eval.model_quality.QualityResult.intervals` table."""
     return {metric: [row.low, row.high] for metric, row in table.iterrows()}
 
 

@@ -1,6 +1,6 @@
 """The released model (``forensix-small``) as a user meets it: held-out quality, native photos, its answers.
 
-- 192 held-out synthetic images (``forensix.quality.evaluate_model``, photos and seeds never used in
+- 192 held-out synthetic images (``forensix.eval.model_quality.evaluate_model``, photos and seeds never used in
   training): pixel F1 / IoU / AUROC, image accuracy / AUROC / ECE of ``p_fake``, CSS, ROUGE-L, clue F1,
   each with a 95 % bootstrap interval;
 - the answers themselves: the share with a repeated word 3-gram ("the the the", a looping answer),
@@ -27,7 +27,7 @@ import numpy as np
 from benchmarks import native
 from benchmarks._common import write_result
 from forensix.models import ForensixModel
-from forensix.quality import detection_sources, evaluate_model
+from forensix.eval.model_quality import detection_sources, evaluate_model
 from forensix.weights import model_card as model_card_path
 from forensix.weights import publish
 

@@ -18,7 +18,7 @@ import torch
 
 from benchmarks._common import write_result
 from forensix.models import ForensixModel
-from forensix.pipeline import stage_datasets
+from forensix.train.pipeline import stage_datasets
 from forensix.train import TrainConfig, Trainer, get_stage
 
 SEED = 0

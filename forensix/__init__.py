@@ -30,13 +30,13 @@ _EXPORTS = {
     "get_stage": "forensix.train",
     "train_stage": "forensix.train",
     "TrainConfig": "forensix.train",
-    "train_stages": "forensix.pipeline",
-    "evaluate_model": "forensix.quality",
-    "evaluate_detector": "forensix.evaluate",
+    "train_stages": "forensix.train.pipeline",
+    "evaluate_model": "forensix.eval.model_quality",
+    "evaluate_detector": "forensix.eval.detectors",
     "get_detector": "forensix.baselines",
     "attention_rollout": "forensix.explain",
     "ground": "forensix.explain.grounding",
-    "attribute_tokens": "forensix.explain.attribution",
+    "attribute_tokens": "forensix.explain.token_attribution",
 }
 
 

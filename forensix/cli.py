@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from forensix.pipeline import train_stages
+    from forensix.train.pipeline import train_stages
 
     stages = args.stage
     _, results = train_stages(args.preset, args.out, stages=stages, seed=args.seed, steps=_steps(args.steps),
@@ -133,7 +133,7 @@ def _load_model(path: str):
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from forensix.data.io import read_image, write_mask
-    from forensix.report import ReportItem, write_report
+    from forensix.viz.report import ReportItem, write_report
 
     image = read_image(args.image)
     model = _load_model(args.model)
@@ -153,7 +153,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from forensix.data.io import read_image, read_mask
     from forensix.explain.grounding import ground
-    from forensix.report import ReportItem, write_report
+    from forensix.viz.report import ReportItem, write_report
 
     image = read_image(args.image)
     gt = read_mask(args.mask, shape=image.shape[:2]) if args.mask else None
@@ -173,7 +173,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from forensix.evaluate import run_eval
+    from forensix.eval.detectors import run_eval
 
     extra = {"length": args.n, "size": args.size} if args.layout == "synthetic" else {}
     result = run_eval(args.data, args.layout, args.detector, args.out, dataset_kwargs=extra)
@@ -188,9 +188,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from forensix.data.conversations import detection_answer
     from forensix.explain.grounding import ground
-    from forensix.pipeline import train_stages
-    from forensix.quality import SUMMARY_KEYS, evaluate_model
-    from forensix.report import ReportItem, write_report
+    from forensix.train.pipeline import train_stages
+    from forensix.eval.model_quality import SUMMARY_KEYS, evaluate_model
+    from forensix.viz.report import ReportItem, write_report
     from forensix.viz.figures import training_curves
 
     started = time.perf_counter()

@@ -111,10 +111,10 @@ class ForensixConfig:
     clues_in_prompt: bool = True
     clue_threshold: float = 0.5
     region_in_prompt: bool = False  # region words of the mask the mask encoder reads; stage 3 turns them on
-    mask_threshold: float = 0.5  # chosen on validation data after stage 2 (forensix.calibration)
+    mask_threshold: float = 0.5  # chosen on validation data after stage 2 (forensix.eval.calibration)
     mask_relative: float = 0.0  # a pixel is marked if prob >= max(mask_threshold, mask_relative * the image's max prob)
     # p_fake = sigmoid(scale * (log P(fake) - log P(real)) + mask_weight * logit(mask score) + bias): FakeScope's rule
-    # when 1, 0, 0; fitted on validation data after stage 3 (forensix.calibration.calibrate_detection)
+    # when 1, 0, 0; fitted on validation data after stage 3 (forensix.eval.calibration.calibrate_detection)
     detection_scale: float = 1.0
     detection_mask_weight: float = 0.0
     detection_bias: float = 0.0

@@ -35,6 +35,10 @@ class BadConfigError(ForensixError, ValueError):
     """An unknown preset, an invalid config value or an unknown module in a config."""
 
 
+class UnknownMethodError(BadConfigError):
+    """A method name (grounding, token attribution, rollout, head fusion) that its registry does not hold."""
+
+
 class BadCheckpointError(ForensixError, ValueError):
     """A checkpoint that is missing, truncated, tampered with or fails validation."""
 
@@ -64,6 +68,7 @@ __all__ = [
     "BadMaskError",
     "BadPromptError",
     "BadConfigError",
+    "UnknownMethodError",
     "BadCheckpointError",
     "BadDatasetError",
     "UnknownHookError",

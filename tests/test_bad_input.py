@@ -129,7 +129,7 @@ def _train(out=None, data=None, **cfg):
 
 def _run_eval(data, layout):
     def run(c: Ctx):
-        from forensix.evaluate import run_eval
+        from forensix.eval.detectors import run_eval
 
         return run_eval(data(c), layout, "ela", str(c.tmp / "eval"), progress=False)
 
@@ -182,9 +182,9 @@ CASES = [
     ("as_mask_array-non-binary", _as_mask(np.arange(64).reshape(8, 8), (8, 8)), BadMaskError, "mask values must be {0, 1}"),
     ("as_mask_array-nan", _as_mask(np.full((8, 8), np.nan), None), BadMaskError, "mask holds NaN"),
     ("as_mask_array-3d", _as_mask(np.zeros((4, 8, 8)), None), BadMaskError, "expected an H x W mask"),
-    ("metrics-mask-wrong-size", lambda c: lib("forensix.explain.metrics").pointing_game(
+    ("metrics-mask-wrong-size", lambda c: lib("forensix.explain.explanation_metrics").pointing_game(
         np.random.rand(8, 8), np.ones((9, 9), np.uint8)), BadMaskError, "mask: shape (9, 9) does not match heatmap"),
-    ("metrics-mask-non-binary", lambda c: lib("forensix.explain.metrics").energy_in_mask(
+    ("metrics-mask-non-binary", lambda c: lib("forensix.explain.explanation_metrics").energy_in_mask(
         np.random.rand(8, 8), np.full((8, 8), 2)), BadMaskError, "binarise it"),
     # ---------------------------------------------------------------- model entry points
     ("analyze-nan", lambda c: c.model.analyze(np.full((64, 64, 3), np.nan)), BadImageError, "images[0]: image holds NaN"),

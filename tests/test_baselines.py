@@ -9,7 +9,7 @@ from skimage import data
 from forensix.baselines import DETECTORS, Detector, Localization, get_detector, to_localization
 from forensix.baselines._jpeg import jpeg_roundtrip
 from forensix.errors import BadConfigError, BadImageError
-from forensix.metrics import pixel_f1
+from forensix.eval.metrics import pixel_f1
 
 
 def _ellipse(shape: tuple[int, int], cy: int, cx: int, ry: int, rx: int) -> np.ndarray:

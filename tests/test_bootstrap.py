@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forensix.bootstrap import bootstrap_intervals, clue_rows, grouped_rate_interval, metric_draws, paired_differences, resample_counts
+from forensix.eval.bootstrap import bootstrap_intervals, clue_rows, grouped_rate_interval, metric_draws, paired_differences, resample_counts
 from forensix.errors import ForensixError
-from forensix.metrics import bleu, bleu_from_statistics, bleu_statistics, clue_f1, image_metrics
+from forensix.eval.metrics import bleu, bleu_from_statistics, bleu_statistics, clue_f1, image_metrics
 
 TEXTS = ["fake. the upper left was pasted in", "real. nothing stands out", "fake. a blurred patch at the centre",
          "real. the noise is even", "fake. colours shift on the right side", "fake. the upper left was pasted in"]

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from forensix.calibration import THRESHOLD_GRID, best_threshold, calibrate_mask_threshold
+from forensix.eval.calibration import THRESHOLD_GRID, best_threshold, calibrate_mask_threshold
 from forensix.errors import ForensixError
-from forensix.metrics import pixel_f1
+from forensix.eval.metrics import pixel_f1
 
 
 def _square_mask(size: int = 8) -> np.ndarray:
@@ -102,7 +102,7 @@ def test_calibrate_mask_threshold_needs_forgeries(tiny_model):
 
 def test_pipeline_calibrates_from_the_localizer_stage_on(tmp_path):
     from forensix.models import ForensixModel
-    from forensix.pipeline import train_stages
+    from forensix.train.pipeline import train_stages
 
     model, _ = train_stages("tiny", tmp_path, stages=(1, 2), steps={1: 1, 2: 2}, progress=False)
     assert not (tmp_path / "stage1" / "calibration.json").exists()
@@ -115,7 +115,7 @@ def test_pipeline_calibrates_from_the_localizer_stage_on(tmp_path):
 
 
 def test_evaluation_scores_the_mask_at_the_models_threshold(fresh_tiny_model):
-    from forensix.quality import evaluate_model
+    from forensix.eval.model_quality import evaluate_model
 
     fresh_tiny_model.config.mask_threshold = 0.3
     result = evaluate_model(fresh_tiny_model, n=4, batch_size=4, progress=False, seed=5)
@@ -126,7 +126,7 @@ def test_evaluation_scores_the_mask_at_the_models_threshold(fresh_tiny_model):
 
 
 def test_platt_scaling_recovers_a_known_logistic_model():
-    from forensix.calibration import fit_platt
+    from forensix.eval.calibration import fit_platt
 
     rng = np.random.default_rng(0)
     margins = rng.normal(0, 2, 4000)
@@ -141,7 +141,7 @@ def test_platt_scaling_recovers_a_known_logistic_model():
 
 
 def test_detection_fit_keeps_only_evidence_that_points_the_right_way():
-    from forensix.calibration import fit_detection
+    from forensix.eval.calibration import fit_detection
 
     rng = np.random.default_rng(1)
     labels = np.arange(400) % 2
@@ -155,9 +155,9 @@ def test_detection_fit_keeps_only_evidence_that_points_the_right_way():
 def test_detection_calibration_lowers_the_ece_and_p_fake_follows_it():
     import torch
 
-    from forensix.calibration import calibrate_detection
+    from forensix.eval.calibration import calibrate_detection
     from forensix.data.forge import ForgeryGenerator
-    from forensix.metrics import expected_calibration_error
+    from forensix.eval.metrics import expected_calibration_error
     from forensix.models import ForensixModel
 
     model = ForensixModel.from_config("tiny")

@@ -6,7 +6,7 @@ import json
 import math
 
 from forensix.cli import main
-from forensix.quality import SUMMARY_KEYS
+from forensix.eval.model_quality import SUMMARY_KEYS
 
 
 def test_demo_writes_a_report_with_measured_quality(tmp_path, capsys):
@@ -35,7 +35,7 @@ def test_demo_writes_a_report_with_measured_quality(tmp_path, capsys):
 
 def test_quality_metrics_use_held_out_photos():
     from forensix.data.sources import split_photo_names
-    from forensix.quality import held_out_samples
+    from forensix.eval.model_quality import held_out_samples
 
     names = split_photo_names()
     samples = held_out_samples(12, 64, seed=1234)

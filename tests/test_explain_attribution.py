@@ -9,14 +9,10 @@ import pytest
 import torch
 
 from forensix.errors import BadCheckpointError, BadConfigError
-from forensix.explain.attribution import (
-    P_FAKE,
-    TokenAttribution,
-    attribute_patches,
-    attribute_tokens,
-    captum_token_attribution,
-    merge_subwords,
-)
+from forensix.explain.captum_reference import captum_token_attribution
+from forensix.explain.patch_attribution import attribute_patches
+from forensix.explain.replay import P_FAKE
+from forensix.explain.token_attribution import TokenAttribution, attribute_tokens, merge_subwords
 
 
 @pytest.fixture(scope="module")

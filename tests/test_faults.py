@@ -179,7 +179,7 @@ def test_full_disk_is_reported_before_training(tmp_path, monkeypatch) -> None:
 
 
 def test_unwritable_out_dir_is_reported_before_training(tmp_path) -> None:
-    from forensix.pipeline import train_stages
+    from forensix.train.pipeline import train_stages
 
     (tmp_path / "file.txt").write_text("a file, not a folder")
     with pytest.raises(TrainingError, match="file.txt/run/stage1: cannot write here"):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from forensix.errors import BadMaskError
-from forensix.metrics import (
+from forensix.eval.metrics import (
     best_threshold_f1,
     bleu,
     clue_f1,

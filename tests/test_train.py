@@ -136,7 +136,7 @@ def test_validation_leaves_the_training_path_unchanged():
 
 
 def test_pipeline_reuses_finished_stages(tmp_path):
-    from forensix.pipeline import train_stages
+    from forensix.train.pipeline import train_stages
 
     model, results = train_stages("tiny", tmp_path, stages=(1, 2), steps={1: 2, 2: 2}, progress=False)
     stamp = (tmp_path / "stage2" / "model" / "model.safetensors").stat().st_mtime_ns
@@ -153,7 +153,7 @@ def test_pipeline_forges_your_photos_for_training_only(tmp_path):
     from PIL import Image
 
     from forensix.data.sources import split_photo_names
-    from forensix.pipeline import stage_datasets, train_stages
+    from forensix.train.pipeline import stage_datasets, train_stages
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -176,7 +176,7 @@ def test_pipeline_forges_your_photos_for_training_only(tmp_path):
 def test_pipeline_retrains_a_stage_finished_with_another_recipe(tmp_path):
     import json
 
-    from forensix.pipeline import train_stages
+    from forensix.train.pipeline import train_stages
 
     def trained_again(edit) -> bool:
         stamp = (tmp_path / "stage1" / "model" / "model.safetensors").stat().st_mtime_ns

@@ -1,5 +1,6 @@
 """Grounding: for every generated explanation token, a heatmap over the image.
 
+Grounding methods are looked up by name in :data:`GROUNDING_METHODS` (:func:`list_grounding_methods`).
 ``method="attention"`` uses only what :meth:`ForensixModel.analyze` recorded (no model pass):
 
 1. ``a_t`` = attention of token ``t``'s query to the image slots, mask slots and region words, heads fused
@@ -33,10 +34,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -44,12 +45,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from forensix.errors import BadConfigError
-from forensix.explain.attribution import _analysis_mode, _batched_grads, _forced, _sequence
-from forensix.explain.metrics import deletion_insertion, energy_in_mask, map_auroc, pointing_game
+from forensix.explain.explanation_metrics import deletion_insertion, energy_in_mask, map_auroc, pointing_game
+from forensix.explain.registry import lookup
+from forensix.explain.replay import analysis_mode, append_generated, batched_grads, teacher_force
 from forensix.explain.results import escape, heat_png_uri, html_result, load_result, save_result
 from forensix.explain.rollout import attention_rollout, fuse_heads, upsample_to_pixels
 
-__all__ = ["Grounding", "ground", "location_token_indices", "LOCATION_WORDS", "pooling_matrix"]
+__all__ = ["Grounding", "GroundingMaps", "GroundingSettings", "GROUNDING_METHODS", "ground", "list_grounding_methods",
+           "location_token_indices", "LOCATION_WORDS", "pooling_matrix"]
 
 
 def _location_words() -> frozenset[str]:
@@ -224,7 +227,32 @@ class Grounding:
                    mask_share=t["mask_share"], image=image, meta=m["meta"])
 
 
-# --------------------------------------------------------------------------- maps
+# --------------------------------------------------------------------------- methods
+
+
+class GroundingMaps(NamedTuple):
+    """What a grounding method returns: ``maps`` ``[n, H, W]`` in [0, 1] at the image's size,
+    ``patch_maps`` ``[n, gh, gw]`` and ``mask_share`` ``[n]`` (see :class:`Grounding`)."""
+
+    maps: Tensor
+    patch_maps: Tensor
+    mask_share: Tensor
+
+
+@dataclass(frozen=True)
+class GroundingSettings:
+    """The settings :func:`ground` hands every grounding method; each method reads the ones it uses.
+
+    Example:
+        >>> GroundingSettings(layers=(-1,)).head_fusion
+        'mean'
+    """
+
+    head_fusion: str = "mean"
+    layers: tuple[int, ...] | None = None
+    rollout_start: int = 0
+    sigma: float | None = None
+    chunk_size: int = 8
 
 
 def _normalise(maps: Tensor) -> Tensor:
@@ -235,7 +263,9 @@ def _normalise(maps: Tensor) -> Tensor:
     return out.view_as(maps)
 
 
-def _attention_maps(analysis: Any, head_fusion: str, layers: Sequence[int] | None, rollout_start: int):
+def _attention_maps(analysis: Any, model: Any, settings: GroundingSettings) -> GroundingMaps:
+    """LM slot attention composed with vision rollout and the predicted mask (module docstring); no model pass."""
+    head_fusion, layers = settings.head_fusion, settings.layers
     att = analysis.slot_attention
     if att is None or analysis.vision_attention is None:
         raise BadConfigError("analysis: no attention recorded; call model.analyze(image, capture_attention=True)")
@@ -259,7 +289,7 @@ def _attention_maps(analysis: Any, head_fusion: str, layers: Sequence[int] | Non
     n_prefix = vis[0].shape[-1] - gh * gw
     if n_prefix < 0:
         raise BadConfigError(f"analysis.vision_grid={analysis.vision_grid}: more patches than vision tokens")
-    rollout = attention_rollout(vis, head_fusion=head_fusion, start_layer=rollout_start, n_prefix_tokens=n_prefix)[0]
+    rollout = attention_rollout(vis, head_fusion=head_fusion, start_layer=settings.rollout_start, n_prefix_tokens=n_prefix)[0]
     r_pp = rollout[n_prefix:, n_prefix:]  # output patch -> input patch
     q = pooling_matrix((gh, gw), tuple(analysis.image_token_grid)).to(r_pp)  # image token -> patches
     patch = (a_img @ q @ r_pp).view(-1, gh, gw)
@@ -269,7 +299,7 @@ def _attention_maps(analysis: Any, head_fusion: str, layers: Sequence[int] | Non
     mask_part = mask_share[:, None, None] * _spread(analysis.mask_probs)[None]
     binary = analysis.mask
     region_part = region_share[:, None, None] * _spread(binary if binary.any() else analysis.mask_probs)[None]
-    return _normalise(up + mask_part + region_part).float(), patch.float(), (mask_share + region_share).float()
+    return GroundingMaps(_normalise(up + mask_part + region_part).float(), patch.float(), (mask_share + region_share).float())
 
 
 def _spread(weights: Any) -> Tensor:
@@ -279,25 +309,28 @@ def _spread(weights: Any) -> Tensor:
     return w / total if total > 0 else torch.zeros_like(w)
 
 
-def _gradient_maps(model: Any, analysis: Any, sigma: float | None, chunk_size: int):
+def _gradient_maps(analysis: Any, model: Any, settings: GroundingSettings) -> GroundingMaps:
+    """Smoothed pixel-gradient magnitude of each token's log-probability (needs the model)."""
+    if model is None:
+        raise BadConfigError("method='gradient': pass model= (the model that made the analysis)")
     n = len(analysis.generated_ids)
     h, w = analysis.image.shape[:2]
-    with _analysis_mode(model):
+    with analysis_mode(model):
         pixels, _ = model.preprocess(analysis.image)
         s = pixels.shape[-1]
         if n == 0:
-            return torch.zeros(0, h, w), torch.zeros(0, *analysis.vision_grid)
-        forced = _forced(model, analysis, pixels)  # validates the prompt
+            return GroundingMaps(torch.zeros(0, h, w), torch.zeros(0, *analysis.vision_grid), torch.zeros(0))
+        forced = teacher_force(model, analysis, pixels)  # validates the prompt
         with torch.enable_grad():
             px = pixels.detach().clone().requires_grad_(True)
             vision = model.encode_image(px, model.region_for(analysis.image))
             emb = model.embed(forced.tokens, vision)
-            seq, keep = _sequence(forced, emb, n, model.lm.get_input_embeddings())
+            seq, keep = append_generated(forced, emb, n, model.lm.get_input_embeddings())
             logits = model.lm(inputs_embeds=seq, use_cache=False, logits_to_keep=keep).logits
             logp = logits.float().log_softmax(-1)[0, torch.arange(n), forced.generated][None]  # [1, n]
-            grads = _batched_grads(logp, px, list(range(n)), max(1, int(chunk_size)))  # [n, 1, 3, S, S]
+            grads = batched_grads(logp, px, list(range(n)), max(1, int(settings.chunk_size)))  # [n, 1, 3, S, S]
     sal = grads[:, 0].abs().sum(1).double()  # [n, S, S]
-    sigma = s / 56.0 if sigma is None else float(sigma)
+    sigma = s / 56.0 if settings.sigma is None else float(settings.sigma)
     if sigma > 0:
         radius = max(1, int(3 * sigma))
         x = torch.arange(-radius, radius + 1, dtype=torch.float64)
@@ -307,13 +340,30 @@ def _gradient_maps(model: Any, analysis: Any, sigma: float | None, chunk_size: i
         sal = F.conv2d(F.pad(sal, (0, 0, radius, radius), mode="reflect"), k.view(1, 1, -1, 1))[:, 0]
     gh, gw = analysis.vision_grid
     patch = F.adaptive_avg_pool2d(sal[:, None], (gh, gw))[:, 0].float()
-    return upsample_to_pixels(sal, (h, w)).float(), patch
+    return GroundingMaps(upsample_to_pixels(sal, (h, w)).float(), patch, torch.zeros(n))
+
+
+#: Grounding methods by name: ``method(analysis, model, settings) -> GroundingMaps`` (``model`` may be None).
+GROUNDING_METHODS: dict[str, Callable[[Any, Any, GroundingSettings], GroundingMaps]] = {
+    "attention": _attention_maps,
+    "gradient": _gradient_maps,
+}
+
+
+def list_grounding_methods() -> list[str]:
+    """Names of the grounding methods :func:`ground` accepts.
+
+    Example:
+        >>> list_grounding_methods()
+        ['attention', 'gradient']
+    """
+    return sorted(GROUNDING_METHODS)
 
 
 def ground(
     analysis: Any,
     *,
-    method: Literal["attention", "gradient"] = "attention",
+    method: str = "attention",
     model: Any = None,
     head_fusion: Literal["mean", "max", "min"] = "mean",
     layers: Sequence[int] | None = None,
@@ -323,9 +373,10 @@ def ground(
 ) -> Grounding:
     """Heatmaps ``[n_generated, H, W]`` (image's original size, each in [0, 1]) for every generated token.
 
-    ``method="attention"`` composes the recorded LM slot attention with vision rollout and the
-    predicted mask (see the module docstring; ``head_fusion`` applies to both, ``layers`` picks LM
-    layers, ``rollout_start`` the first vision block); it runs no model pass. ``"gradient"``
+    ``method`` names one of :data:`GROUNDING_METHODS`. ``"attention"`` composes the recorded LM slot
+    attention with vision rollout and the predicted mask (see the module docstring; ``head_fusion``
+    applies to both, ``layers`` picks LM layers, ``rollout_start`` the first vision block); it runs
+    no model pass. ``"gradient"``
     needs ``model`` (the one that made the analysis): pixel-gradient magnitude of each token's
     log-probability, smoothed with a Gaussian of ``sigma`` pixels at the model's input size
     (default ``S / 56``: 4 px at 224). The model is left unchanged, also on errors.
@@ -338,15 +389,10 @@ def ground(
         >>> ground(a, method="gradient", model=m).maps.shape
         torch.Size([2, 64, 64])
     """
-    if method == "attention":
-        maps, patch, share = _attention_maps(analysis, head_fusion, layers, rollout_start)
-    elif method == "gradient":
-        if model is None:
-            raise BadConfigError("method='gradient': pass model= (the model that made the analysis)")
-        maps, patch = _gradient_maps(model, analysis, sigma, chunk_size)
-        share = torch.zeros(maps.shape[0])
-    else:
-        raise BadConfigError(f"method={method!r}: choose 'attention' or 'gradient'")
+    run = lookup(GROUNDING_METHODS, method, argument="method", kind="grounding method")
+    settings = GroundingSettings(head_fusion=head_fusion, layers=None if layers is None else tuple(layers),
+                                 rollout_start=rollout_start, sigma=sigma, chunk_size=chunk_size)
+    maps, patch, share = run(analysis, model, settings)
     meta = {"head_fusion": head_fusion, "layers": list(layers) if layers is not None else None,
             "rollout_start": rollout_start, "sigma": sigma}
     return Grounding(maps=maps, tokens=list(analysis.generated_tokens), method=method, patch_maps=patch,

@@ -11,6 +11,9 @@ Two layers of API:
   :func:`eager_attention` and :func:`preserved_model_state`, which leave the model exactly as
   they found it (training flags, attention backend, hooks, ``requires_grad``), also on errors.
 
+:func:`rollout_maps` looks its ``method`` up in :data:`ROLLOUT_METHODS` (:func:`list_rollout_methods`)
+and every ``head_fusion`` in :data:`HEAD_FUSIONS`.
+
 Example:
     >>> import torch
     >>> att = [torch.softmax(torch.randn(2, 3, 5, 5), -1) for _ in range(4)]
@@ -25,18 +28,25 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from forensix.errors import BadConfigError, BadImageError
+from forensix.explain.registry import lookup
 from forensix.hooks import attention_implementation
 
 HeadFusion = Literal["mean", "max", "min"]
 
 __all__ = [
+    "HEAD_FUSIONS",
+    "ROLLOUT_METHODS",
+    "RolloutSettings",
+    "RolloutVariant",
+    "list_rollout_methods",
+    "fuse_heads",
     "attention_rollout",
     "gradient_rollout",
     "relevance_to_patches",
@@ -81,15 +91,18 @@ def _work_dtype(t: Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
+#: How the heads of a layer's attention are fused, by name: ``fusion(attention, dim=...) -> Tensor``.
+HEAD_FUSIONS: dict[str, Callable[..., Tensor]] = {"mean": torch.mean, "max": torch.amax, "min": torch.amin}
+
+
 def fuse_heads(a: Tensor, head_fusion: str, dim: int = 1) -> Tensor:
-    """Fuse the head dimension ``dim`` of attention ``a`` by ``"mean"``, ``"max"`` or ``"min"``."""
-    if head_fusion == "mean":
-        return a.mean(dim=dim)
-    if head_fusion == "max":
-        return a.amax(dim=dim)
-    if head_fusion == "min":
-        return a.amin(dim=dim)
-    raise BadConfigError(f"head_fusion={head_fusion!r}: choose 'mean', 'max' or 'min'")
+    """Fuse the head dimension ``dim`` of attention ``a`` by a fusion of :data:`HEAD_FUSIONS`.
+
+    Example:
+        >>> fuse_heads(torch.tensor([[1.0, 3.0]]), "max").tolist()
+        [3.0]
+    """
+    return lookup(HEAD_FUSIONS, head_fusion, argument="head_fusion", kind="head fusion")(a, dim=dim)
 
 
 def _discard_lowest(fused: Tensor, discard_ratio: float, n_prefix_tokens: int) -> Tensor:
@@ -488,11 +501,62 @@ def _infer_layout(
     return (int(grid[0]), int(grid[1])), int(n_prefix)
 
 
+class RolloutSettings(NamedTuple):
+    """The settings :func:`rollout_maps` hands every rollout variant; each reads the ones it uses."""
+
+    head_fusion: str = "mean"
+    discard_ratio: float = 0.0
+    start_layer: int = 0
+
+
+@dataclass(frozen=True)
+class RolloutVariant:
+    """A rollout variant: whether it needs the target's gradients of the attentions, and ``combine``:
+    ``(attentions, gradients or None, n_prefix_tokens, settings) -> relevance [B, T, T]``.
+
+    Example:
+        >>> att = [torch.softmax(torch.randn(1, 2, 5, 5), -1)]
+        >>> ROLLOUT_METHODS["rollout"].combine(att, None, 1, RolloutSettings()).shape
+        torch.Size([1, 5, 5])
+    """
+
+    needs_gradients: bool
+    combine: Callable[[list[Tensor], list[Tensor] | None, int, RolloutSettings], Tensor]
+
+
+def _plain_rollout(attentions: list[Tensor], gradients: list[Tensor] | None, n_prefix: int, settings: RolloutSettings) -> Tensor:
+    return attention_rollout(attentions, head_fusion=settings.head_fusion, discard_ratio=settings.discard_ratio,
+                             start_layer=settings.start_layer, n_prefix_tokens=n_prefix)
+
+
+def _gradient_weighted_rollout(
+    attentions: list[Tensor], gradients: list[Tensor] | None, n_prefix: int, settings: RolloutSettings,
+) -> Tensor:
+    return gradient_rollout(attentions, gradients, start_layer=settings.start_layer)
+
+
+#: Rollout variants by name: :func:`attention_rollout` (``"rollout"``) and :func:`gradient_rollout` (``"grad"``).
+ROLLOUT_METHODS: dict[str, RolloutVariant] = {
+    "rollout": RolloutVariant(needs_gradients=False, combine=_plain_rollout),
+    "grad": RolloutVariant(needs_gradients=True, combine=_gradient_weighted_rollout),
+}
+
+
+def list_rollout_methods() -> list[str]:
+    """Names of the rollout variants :func:`rollout_maps` accepts.
+
+    Example:
+        >>> list_rollout_methods()
+        ['grad', 'rollout']
+    """
+    return sorted(ROLLOUT_METHODS)
+
+
 def rollout_maps(
     model: nn.Module,
     pixel_values: Tensor,
     *,
-    method: Literal["rollout", "grad"] = "rollout",
+    method: str = "rollout",
     head_fusion: HeadFusion = "mean",
     discard_ratio: float = 0.0,
     start_layer: int = 0,
@@ -504,9 +568,9 @@ def rollout_maps(
 ) -> RolloutResult:
     """Rollout heatmaps of a vision transformer for a batch ``[B, 3, H, W]``.
 
-    ``method="rollout"``: :func:`attention_rollout`; ``"grad"``: :func:`gradient_rollout` with
-    the gradients of ``target`` (see :func:`vision_attentions`; ``head_fusion`` and
-    ``discard_ratio`` do not apply). ``grid`` defaults to ``(H // patch, W // patch)`` from
+    ``method`` names one of :data:`ROLLOUT_METHODS`: ``"rollout"`` is :func:`attention_rollout`,
+    ``"grad"`` :func:`gradient_rollout` with the gradients of ``target`` (see :func:`vision_attentions`;
+    ``head_fusion`` and ``discard_ratio`` do not apply). ``grid`` defaults to ``(H // patch, W // patch)`` from
     ``config.patch_size``; ``n_prefix_tokens`` to the tokens that are not patches (1 for ViT and
     CLIP: the CLS token). ``pixel_size`` defaults to the input ``(H, W)``.
 
@@ -518,24 +582,14 @@ def rollout_maps(
         >>> r.patch.shape, r.pixel.shape
         (torch.Size([2, 2, 2]), torch.Size([2, 16, 16]))
     """
-    if method not in ("rollout", "grad"):
-        raise BadConfigError(f"method={method!r}: choose 'rollout' or 'grad'")
+    variant = lookup(ROLLOUT_METHODS, method, argument="method", kind="rollout method")
     _check_pixels(pixel_values)
-    if method == "grad":
+    if variant.needs_gradients:
         atts, grads = vision_attentions(model, pixel_values, with_grad=True, target=target, **forward_kwargs)
     else:
-        atts = vision_attentions(model, pixel_values, **forward_kwargs)
+        atts, grads = vision_attentions(model, pixel_values, **forward_kwargs), None
     grid, n_prefix = _infer_layout(model, pixel_values, atts[0].shape[-1], grid, n_prefix_tokens)
-    if method == "grad":
-        relevance = gradient_rollout(atts, grads, start_layer=start_layer)
-    else:
-        relevance = attention_rollout(
-            atts,
-            head_fusion=head_fusion,
-            discard_ratio=discard_ratio,
-            start_layer=start_layer,
-            n_prefix_tokens=n_prefix,
-        )
+    relevance = variant.combine(atts, grads, n_prefix, RolloutSettings(head_fusion, discard_ratio, start_layer))
     patch = relevance_to_patches(relevance, grid=grid, n_prefix_tokens=n_prefix)
     size = pixel_size if pixel_size is not None else tuple(pixel_values.shape[-2:])
     pixel = upsample_to_pixels(patch, size=size)

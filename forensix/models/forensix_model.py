@@ -31,13 +31,13 @@ from torch import nn
 from transformers import LogitsProcessorList
 
 from forensix.baselines.base import Localization
-from forensix.calibration import image_threshold
 from forensix.checkpoint import read_checkpoint, write_checkpoint
 from forensix.config import ForensixConfig, get_config
 from forensix.data.conversations import DETECTION_QUESTION, analysis_question
 from forensix.data.describe import CLUES, location_phrase, phrasebook, size_phrase
 from forensix.data.io import as_image_array, as_mask_array
 from forensix.errors import BadCheckpointError, BadConfigError, BadImageError, BadMaskError, BadPromptError, ForensixError
+from forensix.eval.calibration import image_threshold
 from forensix.hooks import (
     HOOKED_ATTENTION,
     Cache,
@@ -70,7 +70,7 @@ from forensix.models.vision import VisionEncoder
 #: Pieces of the model, in data-flow order; stage specs and parameter tables use these names.
 #: Training tokens added for the region words (the longest phrases take about 45 SmolLM2 tokens), so they do not cut the answer.
 REGION_WORDS_ROOM = 48
-#: The localizer's detection evidence: the mean of the top 1 % of its mask probabilities (``forensix.quality.mask_top``).
+#: The localizer's detection evidence: the mean of the top 1 % of its mask probabilities (``forensix.eval.model_quality.mask_top``).
 MASK_SCORE_FRACTION = 0.01
 
 PIECES = ("vision", "trace", "fusion", "prompts", "fl_expert", "mask_encoder", "clue_head", "projector", "lm", "heads")

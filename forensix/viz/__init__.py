@@ -1,4 +1,5 @@
-"""Figures (static and interactive) and Jupyter widgets; builders return objects, never display them.
+"""Figures (static and interactive), Jupyter widgets (:mod:`~forensix.viz.widgets`) and HTML reports
+(:mod:`~forensix.viz.report`); builders return objects, never display them.
 
 Example:
     >>> from forensix.viz import roc_curves

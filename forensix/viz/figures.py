@@ -506,7 +506,7 @@ def training_curves(histories: Any, *, validations: Mapping[Any, Sequence[Mappin
 
 
 def metric_table(df: pd.DataFrame, *, title: str = "Metrics", backend: str = "plotly", digits: int = 3):
-    """A table of a metrics frame (e.g. :func:`forensix.evaluate.compare_detectors`), numbers rounded.
+    """A table of a metrics frame (e.g. :func:`forensix.eval.detectors.compare_detectors`), numbers rounded.
 
     Example:
         >>> metric_table(pd.DataFrame({"f1": [0.5]}, index=["ela"])).data[0].type

@@ -216,7 +216,7 @@ class AttentionExplorer(_Explorer):
         super().__init__()
         import plotly.graph_objects as go
 
-        from forensix.explain.rollout import vision_attentions
+        from forensix.explain.rollout import HEAD_FUSIONS, vision_attentions
 
         self.image = _image(image)
         self.gt_mask = gt_mask
@@ -228,7 +228,7 @@ class AttentionExplorer(_Explorer):
         self.n_prefix = self.attentions[0].shape[-1] - self.grid[0] * self.grid[1]
         self.layer = W.IntSlider(value=n_layers - 1, min=0, max=n_layers - 1, description="layer")
         self.head = W.Dropdown(options=[("mean of heads", -1)] + [(f"head {h}", h) for h in range(n_heads)], value=-1, description="head")
-        self.fusion = W.ToggleButtons(options=["mean", "max", "min"], value="mean", description="head fusion")
+        self.fusion = W.ToggleButtons(options=list(HEAD_FUSIONS), value="mean", description="head fusion")
         self.discard = W.FloatSlider(value=0.0, min=0.0, max=0.95, step=0.05, description="discard")
         self.start_layer = W.IntSlider(value=0, min=0, max=n_layers - 1, description="start layer")
         self.figure = _image_figure(["raw attention (CLS → patches)", "attention rollout"], height=420)
@@ -341,7 +341,7 @@ class GroundingExplorer(_Explorer):
         self.update()
 
     def _update(self) -> None:
-        from forensix.explain.metrics import energy_in_mask, pointing_game
+        from forensix.explain.explanation_metrics import energy_in_mask, pointing_game
 
         i = int(self.token.value)
         heat = self.maps[i]

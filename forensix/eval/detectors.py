@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from forensix.baselines import get_detector
 from forensix.baselines.base import Detector, Localization, check_image
 from forensix.errors import BadDatasetError, BadMaskError, ForensixError
-from forensix.metrics import image_metrics, pixel_metrics
+from forensix.eval.metrics import image_metrics, pixel_metrics
 from forensix.weights import DEFAULT_MODEL
 
 __all__ = ["EvalResult", "evaluate_detector", "compare_detectors", "comparison_figure", "resolve_detector", "run_eval"]

@@ -1,8 +1,8 @@
 """How sure is a held-out score? Bootstrap intervals over images, and paired differences of two models.
 
 The held-out images are resampled with replacement ``n_boot`` times (seeded), and every metric of
-:data:`~forensix.metrics.SUMMARY_KEYS` is recomputed on each resample from the per-image rows of
-:func:`~forensix.quality.evaluate_model`: means of the per-image pixel F1 / IoU / AUROC (forged
+:data:`~forensix.eval.metrics.SUMMARY_KEYS` is recomputed on each resample from the per-image rows of
+:func:`~forensix.eval.model_quality.evaluate_model`: means of the per-image pixel F1 / IoU / AUROC (forged
 images), ROUGE-L and CSS; image accuracy; image AUROC as the Mann-Whitney statistic of ``p_fake``
 (ties count one half, which is what the trapezoidal ROC area gives); micro clue F1 from summed
 true/false positives and false negatives; corpus BLEU from summed n-gram statistics. Intervals are
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from forensix.errors import ForensixError
-from forensix.metrics import SUMMARY_KEYS, bleu_from_statistics, bleu_statistics
+from forensix.eval.metrics import SUMMARY_KEYS, bleu_from_statistics, bleu_statistics
 
 #: Metrics that are means over the forged images, and their per-image columns.
 _FORGED_COLUMNS = {"pixel_f1": "f1", "pixel_iou": "iou", "pixel_auroc": "auroc",
@@ -71,7 +71,7 @@ def _auroc(counts: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> np.nda
 
 
 def _micro_f1(counts: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
-    """Micro F1 from per-item counts (1.0 where nothing is predicted or true, as :func:`~forensix.metrics.clue_f1`)."""
+    """Micro F1 from per-item counts (1.0 where nothing is predicted or true, as :func:`~forensix.eval.metrics.clue_f1`)."""
     t, p, n = counts @ tp, counts @ fp, counts @ fn
     return _ratio(2 * t, 2 * t + p + n, empty=1.0)
 
@@ -113,7 +113,7 @@ def metric_draws(rows: pd.DataFrame, counts: np.ndarray) -> dict[str, np.ndarray
     if not draws:
         raise ForensixError(
             f"rows: no metric can be computed from the columns {list(rows.columns)}; pass the rows of "
-            "forensix.quality.evaluate_model (result.rows) or columns as listed in metric_draws"
+            "forensix.eval.model_quality.evaluate_model (result.rows) or columns as listed in metric_draws"
         )
     return {m: draws[m] for m in SUMMARY_KEYS if m in draws}
 

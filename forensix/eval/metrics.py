@@ -38,7 +38,7 @@ from torchmetrics.functional.classification import (
 
 from forensix.errors import BadMaskError, ForensixError, ModelNotAvailableError
 
-#: The held-out summary metrics, in report order (forensix.quality, forensix.bootstrap).
+#: The held-out summary metrics, in report order (forensix.eval.model_quality, forensix.eval.bootstrap).
 SUMMARY_KEYS = ("pixel_f1", "pixel_iou", "pixel_auroc", "image_acc", "image_auroc", "rouge_l", "bleu", "css", "clue_f1",
                 "text_location", "text_follows_mask")
 
@@ -254,7 +254,7 @@ def bleu_statistics(preds: Sequence[str], refs: Sequence[str] | Sequence[Sequenc
     """Corpus-BLEU sufficient statistics of each prediction, ``[n, 2 * n_gram + 2]``: clipped n-gram
     matches per order, n-gram counts per order, prediction length, reference length (torchmetrics'
     own counts). Summed over any multiset of predictions they give that multiset's corpus BLEU
-    (:func:`bleu_from_statistics`), which is how :mod:`forensix.bootstrap` resamples BLEU.
+    (:func:`bleu_from_statistics`), which is how :mod:`forensix.eval.bootstrap` resamples BLEU.
 
     Example:
         >>> stats = bleu_statistics(["the cat sat on the mat"], ["the cat sat on a mat"])

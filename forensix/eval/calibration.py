@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from forensix.errors import ForensixError
-from forensix.metrics import pixel_f1
+from forensix.eval.metrics import pixel_f1
 
 #: Thresholds tried, 0.05 to 0.95 in steps of 0.05.
 THRESHOLD_GRID: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -180,7 +180,7 @@ def calibrate_detection(model, samples: Sequence[Any], batch_size: int = 16) -> 
     ``model.config.detection_scale``, ``detection_mask_weight`` and ``detection_bias`` to use it.
     """
     from forensix.data.conversations import analysis_question
-    from forensix.metrics import expected_calibration_error, image_metrics
+    from forensix.eval.metrics import expected_calibration_error, image_metrics
 
     labels = [int(s.record.is_fake) for s in samples]
     if len(set(labels)) != 2:

@@ -12,7 +12,7 @@ import pytest
 from forensix.baselines import get_detector
 from forensix.baselines.base import Localization
 from forensix.errors import BadDatasetError, ForensixError
-from forensix.evaluate import EvalResult, compare_detectors, comparison_figure, evaluate_detector
+from forensix.eval.detectors import EvalResult, compare_detectors, comparison_figure, evaluate_detector
 
 
 def _dataset(n: int = 6, size: int = 48, seed: int = 0) -> list[dict]:

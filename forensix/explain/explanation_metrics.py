@@ -1,8 +1,10 @@
-"""Grounding and faithfulness metrics for heatmaps and token attributions.
+"""Metrics of explanations: grounding against the true mask and faithfulness to the model.
 
-Definitions follow ``REFERENCE.md``: pointing game, energy inside the mask, pixel AUROC,
-deletion/insertion curves (RISE), and ERASER comprehensiveness/sufficiency. Heatmaps are
-``H x W`` arrays (numpy or torch); masks are ``H x W`` binary arrays (1 = manipulated).
+Definitions follow ``REFERENCE.md``: pointing game, energy inside the mask, pixel AUROC (does a
+heatmap point at the manipulated region?), deletion/insertion curves (RISE) and ERASER
+comprehensiveness/sufficiency (does the model's score depend on what the explanation marks?).
+Heatmaps are ``H x W`` arrays (numpy or torch); masks are ``H x W`` binary arrays (1 = manipulated).
+Metrics of the model's own predictions live in :mod:`forensix.eval.metrics`.
 
 Example:
     >>> import numpy as np

@@ -11,7 +11,7 @@ import pytest
 from forensix.data.conversations import DETECTION_QUESTION, analysis_question
 from forensix.data.forge import ForgeryGenerator
 from forensix.models import ForensixModel
-from forensix.quality import SUMMARY_KEYS, QualityResult, detection_sources, mask_top, names_the_place
+from forensix.eval.model_quality import SUMMARY_KEYS, QualityResult, detection_sources, mask_top, names_the_place
 
 
 class _GivenMaskModel:
@@ -82,7 +82,7 @@ class _ChangedSample:
 
 
 def test_change_oracle_hand_computed():
-    from forensix.quality import change_oracle
+    from forensix.eval.model_quality import change_oracle
 
     mask = np.zeros((4, 4), np.uint8)
     mask[:2] = 1  # 8 pixels
@@ -99,7 +99,7 @@ def test_change_oracle_hand_computed():
 
 
 def test_intervals_of_an_evaluation_centre_on_its_summary(tiny_model):
-    from forensix.quality import evaluate_model
+    from forensix.eval.model_quality import evaluate_model
 
     result = evaluate_model(tiny_model, n=8, batch_size=8, progress=False, seed=3)
     table = result.intervals(n_boot=200)

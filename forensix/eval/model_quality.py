@@ -6,14 +6,14 @@ analysis question in one batched generation; the reference is the data engine's 
 that sample (``fake. <where> <why>`` or ``real. <why>``).
 
 Metrics: pixel F1 / IoU (at the model's ``mask_threshold``, calibrated on validation data by
-:mod:`forensix.pipeline`) and AUROC averaged over forged images; image accuracy and
+:mod:`forensix.train.pipeline`) and AUROC averaged over forged images; image accuracy and
 AUROC of ``p_fake`` and its expected calibration error (``image_ece``); ROUGE-L, BLEU and CSS (MiniLM cosine) of the text; micro F1 of the clues; and,
 over forged images, how often the first place the answer names lies in the true mask
 (``text_location``) and in the model's own binary mask (``text_follows_mask``, :func:`names_the_place`).
 :func:`detection_sources` splits detection errors between the localizer and the language model;
 :meth:`QualityResult.by_operation` breaks the scores down per forgery operation;
 :meth:`QualityResult.intervals` and :meth:`QualityResult.difference` say how sure each score is
-(bootstrap over the images, :mod:`forensix.bootstrap`);
+(bootstrap over the images, :mod:`forensix.eval.bootstrap`);
 :func:`change_oracle` gives a reference ceiling that the data itself sets.
 
 Example:
@@ -32,13 +32,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from forensix.bootstrap import bootstrap_intervals, clue_rows, paired_differences
 from forensix.data.conversations import analysis_question, detection_answer
 from forensix.data.describe import CLUES, clue_vector, mask_cells, parse_location
 from forensix.data.forge import ForgeryGenerator
 from forensix.errors import ForensixError
-from forensix.metrics import (SUMMARY_KEYS, bleu, clue_f1, css_scores, expected_calibration_error, image_metrics, pixel_f1,
-                              pixel_metrics, rouge_l_scores)
+from forensix.eval.bootstrap import bootstrap_intervals, clue_rows, paired_differences
+from forensix.eval.metrics import (SUMMARY_KEYS, bleu, clue_f1, css_scores, expected_calibration_error, image_metrics,
+                                   pixel_f1, pixel_metrics, rouge_l_scores)
 from forensix.models.mask_encoder import top_mean
 
 
@@ -52,12 +52,12 @@ class QualityResult:
     samples: list = field(default_factory=list)
 
     def intervals(self, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
-        """Each summary metric with a bootstrap interval over the images (:func:`forensix.bootstrap.bootstrap_intervals`)."""
+        """Each summary metric with a bootstrap interval over the images (:func:`forensix.eval.bootstrap.bootstrap_intervals`)."""
         return bootstrap_intervals(self.rows, n_boot=n_boot, level=level, seed=seed)
 
     def difference(self, baseline: QualityResult, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
         """This result minus ``baseline`` (same images) per metric, with a paired bootstrap interval
-        (:func:`forensix.bootstrap.paired_differences`)."""
+        (:func:`forensix.eval.bootstrap.paired_differences`)."""
         return paired_differences(self.rows, baseline.rows, n_boot=n_boot, level=level, seed=seed)
 
     def by_operation(self) -> pd.DataFrame:

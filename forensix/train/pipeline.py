@@ -9,7 +9,7 @@ Layout of an output directory::
 A stage whose ``done.json`` matches the requested preset, the stage's recipe (what it trains, its losses and
 prompt format), its settings (seed, steps, batch size, learning rate, ...) and its training data (photos
 included) is loaded instead of retrained, so running the demo twice costs one training. ``OUT/stageN/calibration.json`` records the
-mask threshold chosen on the validation split (stage 2 on; :mod:`forensix.calibration`).
+mask threshold chosen on the validation split (stage 2 on; :mod:`forensix.eval.calibration`).
 
 Example:
     >>> import tempfile
@@ -27,15 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from forensix.calibration import calibrate_detection, calibrate_mask_threshold
 from forensix.config import RECIPES, get_config
 from forensix.data.camera_photos import camera_photos, camera_photos_dir
 from forensix.data.datasets import SyntheticForgeryDataset
 from forensix.data.sources import FolderPhotos, PhotoPool
 from forensix.errors import ForensixError
+from forensix.eval.calibration import calibrate_detection, calibrate_mask_threshold
 from forensix.models import ForensixModel
-from forensix.train import StageSpec, TrainConfig, TrainResult, get_stage, train_stage
-from forensix.train.loop import Callback, run_identity
+from forensix.train.loop import Callback, TrainConfig, TrainResult, run_identity, train_stage
+from forensix.train.stages import StageSpec, get_stage
 
 #: The ``photos`` name of the fetched camera photographs.
 CAMERA = "camera"
