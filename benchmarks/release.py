@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -152,6 +155,15 @@ word 3-gram; the verdict word agrees with `p_fake` for {a["verdict_agrees_with_p
 """
 
 
+def load_seconds(model_name: str) -> float:
+    """Wall time of ``ForensixModel.from_pretrained(model_name)`` in a fresh, offline process (checksums included)."""
+    code = ("import time; start = time.perf_counter()\nfrom forensix.models import ForensixModel\n"
+            f"ForensixModel.from_pretrained({model_name!r})\nprint(time.perf_counter() - start)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return round(float(done.stdout.strip().splitlines()[-1]), 2)
+
+
 TRAIN_COMMAND = "forensix train --stage all --preset small --recipe release --out runs/release"
 
 
@@ -159,12 +171,13 @@ def main(model_name: str, n: int, n_native: int, publish_run: str | None = None,
     started = time.perf_counter()
     if publish_run:
         publish(Path(publish_run) / "stage3" / "model", model_name, "# forensix-small\n\n(being measured)\n")
+    seconds_to_load = load_seconds(model_name)
     model = ForensixModel.from_pretrained(model_name)
     result = evaluate_model(model, n=n, seed=SEED, progress=False)
     table = result.intervals(n_boot=1000)
     held_out = {m: {"value": float(r.value), "low": float(r.low), "high": float(r.high)} for m, r in table.iterrows()}
     by_op = result.by_operation().round(4)
-    payload = {"model": model_name, "train_command": train_command,
+    payload = {"model": model_name, "train_command": train_command, "load_seconds": seconds_to_load,
                "held_out": {"n_images": n, "seed": SEED, "split": "test", "metrics": held_out,
                             "image_ece": result.summary["image_ece"],
                             "by_operation": {op: row.to_dict() for op, row in by_op.iterrows()},
@@ -173,8 +186,8 @@ def main(model_name: str, n: int, n_native: int, publish_run: str | None = None,
                "config": {k: getattr(model.config, k) for k in ("mask_threshold", "mask_relative", "detection_scale",
                                                                 "detection_bias")}}
     if n_native:
-        nat = native.main(str(model_name), n_native, time_sizes=())
-        payload["native"] = {k: nat[k] for k in ("scores", "native_minus_resize", "native_above_every_baseline", "n_images")}
+        nat = native.main(str(model_name), n_native)  # also writes native.json, with the 1 / 12 / 24 MP timing
+        payload["native"] = {k: nat[k] for k in ("scores", "native_minus_resize", "native_above_every_baseline", "n_images", "timing")}
     payload["seconds"] = round(time.perf_counter() - started, 1)
     write_result("release", payload)
     if publish_run:

@@ -62,3 +62,21 @@ def test_the_cli_defaults_to_the_released_model():
     args = build_parser().parse_args(["analyze", "photo.jpg"])
     assert args.model == weights.DEFAULT_MODEL == "forensix-small"
     assert build_parser().parse_args(["explain", "photo.jpg"]).model == "forensix-small"
+
+
+def test_the_shipped_model_answers_a_photo_offline_with_no_model_argument(tmp_path, monkeypatch, capsys):
+    """What a new user runs first: `forensix analyze photo.jpg`, no --model, no network; the weights' sha256 is checked."""
+    from PIL import Image
+
+    from forensix.cli import main
+    from forensix.data.io import read_mask
+    from forensix.data.sources import PhotoPool
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert (weights.released_dir(weights.DEFAULT_MODEL) / "manifest.json").is_file(), "the shipped weights are missing"
+    photo = PhotoPool.bundled("test").photo("china")[:300, :440]
+    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=90)
+    assert main(["analyze", str(tmp_path / "photo.jpg"), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "p_fake = " in printed and printed.split()[0].strip(".").lower() in {"fake", "real"}
+    assert read_mask(tmp_path / "out" / "photo_mask.png").shape == photo.shape[:2]
