@@ -38,7 +38,6 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
 from forensix.errors import BadConfigError, UnknownHookError
 
 HookFn = Callable[[torch.Tensor, "HookPoint"], "torch.Tensor | None"]
-NamesFilter = "str | Iterable[str] | Callable[[str], bool] | None"
 
 #: Name of the hookable attention implementation registered with ``transformers``.
 HOOKED_ATTENTION = "forensix"

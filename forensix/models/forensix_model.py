@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -616,11 +615,6 @@ class ForensixModel(nn.Module):
         rows = [p[:, :, keep].permute(2, 0, 1, 3) for p, keep in zip(passes, kept_rows)]
         return torch.cat(rows)[:n_tokens]
 
-    def lm_blocks(self) -> nn.ModuleList:
-        from forensix.hooks import find_blocks
-
-        return find_blocks(self.lm)
-
     @torch.no_grad()
     def analyze(
         self, image: Any, question: str | None = None, *, max_new_tokens: int | None = None, capture_attention: bool = True
@@ -872,10 +866,4 @@ def _probability_maps(mask_logits: torch.Tensor, sizes: Sequence[tuple[int, int]
             for p, size in zip(probs, sizes)]
 
 
-def config_of(path: str | Path) -> ForensixConfig:
-    """The config stored in a saved model directory, without loading weights."""
-    data = json.loads((Path(path) / "config.json").read_text())
-    return ForensixConfig.from_dict(data["forensix_config"])
-
-
-__all__ = ["PIECES", "Conversation", "ForensixModel", "config_of"]
+__all__ = ["PIECES", "Conversation", "ForensixModel"]
