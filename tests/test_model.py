@@ -129,7 +129,7 @@ def test_detect_reads_the_given_masks_instead_of_the_predicted_ones(tiny_model):
     given = tiny_model.detect([image, image], masks=[region, np.zeros_like(region)])
     with torch.no_grad():
         pixels, _ = tiny_model.preprocess([image])
-        by_hand = tiny_model._p_fake(tiny_model.encode_image(pixels, torch.from_numpy(region).float()[None, None]))
+        by_hand = tiny_model.p_fake(tiny_model.encode_image(pixels, torch.from_numpy(region).float()[None, None]))
     assert given[0] == pytest.approx(float(by_hand), abs=1e-6)
     assert given[0] != pytest.approx(given[1], abs=1e-6)  # the mask tokens reach the verdict
     assert tiny_model.detect([image])[0] != pytest.approx(given[0], abs=1e-6)

@@ -104,7 +104,7 @@ def attribute_patches(
                 raise BadConfigError(f"target={target!r}: use 'p_fake' or a generated-token index")
 
             def score(px: Tensor) -> Tensor:
-                return model._p_fake(vision_of(px))
+                return model.p_fake(vision_of(px))
 
             name = P_FAKE
         else:

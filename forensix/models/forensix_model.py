@@ -475,8 +475,15 @@ class ForensixModel(nn.Module):
                          use_cache=False).logits
         return logits[torch.arange(n), torch.tensor(tokens.lengths) - 1]
 
-    def _p_fake(self, vision: dict[str, torch.Tensor], question: str = DETECTION_QUESTION) -> torch.Tensor:
-        """``p_fake`` per image from one language-model pass over the detection prompt."""
+    def p_fake(self, vision: dict[str, torch.Tensor], question: str = DETECTION_QUESTION) -> torch.Tensor:
+        """``p_fake`` ``[B]`` per image of :meth:`encode_image`'s output, from one language-model pass over
+        the detection prompt ``question`` (:meth:`p_fake_from_logits`); differentiable outside ``no_grad``.
+
+        Example:
+            >>> model = ForensixModel.from_config("tiny")
+            >>> model.p_fake(model.encode_image(torch.rand(2, 3, 64, 64))).shape
+            torch.Size([2])
+        """
         return self.p_fake_from_logits(self._answer_logits(vision, question), vision["mask_score"])
 
     @torch.no_grad()
@@ -516,7 +523,7 @@ class ForensixModel(nn.Module):
         arrays = self._arrays(images)
         with _eval_mode(self):
             scores = [
-                self._p_fake(self._encode(arrays[i : i + batch_size], None if masks is None else masks[i : i + batch_size])[1],
+                self.p_fake(self._encode(arrays[i : i + batch_size], None if masks is None else masks[i : i + batch_size])[1],
                              question).cpu()
                 for i in range(0, len(arrays), batch_size)
             ]
@@ -687,7 +694,7 @@ class ForensixModel(nn.Module):
         """Mask heatmap and ``p_fake`` in the common :class:`~forensix.baselines.base.Localization` form."""
         with torch.no_grad(), _eval_mode(self):
             _, vision, maps = self._encode(image)
-            heatmap, score = maps[0], float(self._p_fake(vision)[0])
+            heatmap, score = maps[0], float(self.p_fake(vision)[0])
         return Localization(heatmap=heatmap, mask=(heatmap >= self.mask_cut(heatmap)).astype(np.uint8), score=score)
 
     def mask_cut(self, probs: np.ndarray) -> float:
