@@ -40,13 +40,12 @@ from forensix.eval.calibration import image_threshold
 from forensix.hooks import (
     HOOKED_ATTENTION,
     Cache,
-    HookFn,
+    HookedModule,
     add_hooks,
     add_output_hook_point,
     attention_implementation,
     caching_hooks,
     install_block_hooks,
-    name_hook_points,
     resolve_names,
 )
 from forensix.models.analysis import Analysis
@@ -75,7 +74,7 @@ MASK_SCORE_FRACTION = 0.01
 PIECES = ("vision", "trace", "fusion", "prompts", "fl_expert", "mask_encoder", "clue_head", "projector", "lm", "heads")
 
 
-class ForensixModel(nn.Module):
+class ForensixModel(HookedModule):
     """The composite IFDL model; see the module docstring. Build with :meth:`from_config`."""
 
     def __init__(self, config: ForensixConfig, lm_bundle=None) -> None:
@@ -107,7 +106,7 @@ class ForensixModel(nn.Module):
         self._phrasebook_ids = [self.tokenizer(" " + p, add_special_tokens=False)["input_ids"] for p in phrasebook()]
         self.reset_draft_memory()
         self._answer_ids = answer_token_ids(self.tokenizer, ("fake", "real"))
-        self._refresh_hook_points()
+        self.setup_hooks()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -116,9 +115,6 @@ class ForensixModel(nn.Module):
         cfg = get_config(config, **overrides) if isinstance(config, str) else config
         return cls(cfg)
 
-    def _refresh_hook_points(self) -> None:
-        self._hook_points = name_hook_points(self)
-
     @property
     def device(self) -> torch.device:
         return self.fusion.weight.device
@@ -126,15 +122,6 @@ class ForensixModel(nn.Module):
     @property
     def name(self) -> str:
         return f"forensix-{self.config.preset}"
-
-    def hook_names(self) -> list[str]:
-        """All hook point names, in data-flow order of registration.
-
-        Example:
-            >>> "fl_expert.mask_logits" in ForensixModel.from_config("tiny").hook_names()
-            True
-        """
-        return list(self._hook_points)
 
     def reset_draft_memory(self) -> None:
         """Forget earlier answers: the n-gram drafts of single-image decoding start again from the
@@ -159,7 +146,7 @@ class ForensixModel(nn.Module):
         torch.manual_seed(self.config.seed + 3)
         inject_adapter_in_model(lora, self.lm)
         self.lora_enabled = True
-        self._refresh_hook_points()
+        self.setup_hooks()
 
     # ------------------------------------------------------------------ vision side
     @staticmethod
@@ -719,35 +706,14 @@ class ForensixModel(nn.Module):
         """
         return Conversation(self, image)
 
-    # ------------------------------------------------------------------ hooks
-    @contextlib.contextmanager
-    def hooks(self, fwd_hooks: Sequence[tuple[str, HookFn]] = ()) -> Iterator[ForensixModel]:
-        """Attach ``(name_or_glob, fn)`` hooks; attention-pattern hooks switch on hookable attention.
+    # ------------------------------------------------------------------ hooks (see forensix.hooks.HookedModule)
+    def _attention_roots(self) -> dict[str, nn.Module]:
+        return {"vision.": self.vision.model, "lm.": self.lm}
 
-        Hooks are removed, and attention backends restored, on exit, also when the body raises.
-        """
-        names = [n for pattern, _ in fwd_hooks for n in resolve_names(pattern, self._hook_points)]
-        with contextlib.ExitStack() as stack:
-            if any(n.startswith("vision.") and n.endswith("attn.pattern") for n in names):
-                stack.enter_context(attention_implementation(self.vision.model, HOOKED_ATTENTION))
-            if any(n.startswith("lm.") and n.endswith("attn.pattern") for n in names):
-                stack.enter_context(attention_implementation(self.lm, HOOKED_ATTENTION))
-            stack.enter_context(add_hooks(self._hook_points, fwd_hooks))
-            yield self
-
-    def run_with_cache(
-        self, inputs: Any, names_filter: Any = None, *, detach: bool = True, **kwargs: Any
-    ) -> tuple[Any, Cache]:
-        """Run the model and record the selected hook points.
-
-        ``inputs`` is a training batch (dict: runs :meth:`forward`) or an image (runs :meth:`analyze`,
-        recording every generation step). ``names_filter``: a name, glob, list, predicate or None (all).
-        """
-        cache = Cache()
-        names = resolve_names(names_filter, self._hook_points)
-        with self.hooks(caching_hooks(cache, names, detach=detach)):
-            output = self.forward(inputs, **kwargs) if isinstance(inputs, dict) else self.analyze(inputs, capture_attention=False, **kwargs)
-        return output, cache
+    def _cached_call(self, inputs: Any, **kwargs: Any) -> Any:
+        """:meth:`run_with_cache` runs a training batch (dict) through :meth:`forward`, an image through
+        :meth:`analyze` (recording every generation step)."""
+        return self.forward(inputs, **kwargs) if isinstance(inputs, dict) else self.analyze(inputs, capture_attention=False, **kwargs)
 
     # ------------------------------------------------------------------ heads
     def add_head(self, name: str, module: nn.Module, hook: str, *, target: str | None = None,
