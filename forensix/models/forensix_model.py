@@ -52,6 +52,7 @@ from forensix.models.analysis import Analysis
 from forensix.models.clue_head import ClueHead
 from forensix.models.fl_expert import FLExpert
 from forensix.models.objectives import LocalizerOutput, localizer_loss
+from forensix.models.outputs import Reply, VisionOutput
 from forensix.models.decoding import Decoded, FirstTokens, NGramDrafts, greedy_decode
 from forensix.models.lora import merged_lora
 from forensix.models.heads import HeadRegistry
@@ -208,7 +209,7 @@ class ForensixModel(HookedModule):
         return self._native_region(self.native_masks(image)) if self.config.resolution == "native" else None
 
     def _encode(self, images: Any, masks: Sequence[Any] | None = None,
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor], list[np.ndarray]]:
+                ) -> tuple[torch.Tensor, VisionOutput, list[np.ndarray]]:
         """Preprocessed copy, vision tensors and one probability map per image at its own size.
 
         ``masks`` (user masks) replace the predicted ones; otherwise the localizer runs at native
@@ -220,19 +221,19 @@ class ForensixModel(HookedModule):
         pixels, sizes = self.preprocess(arrays)
         if masks is not None:
             vision = self.encode_image(pixels, self.preprocess_masks(masks, sizes))
-            return pixels, vision, _probability_maps(vision["mask_logits"], sizes)
+            return pixels, vision, _probability_maps(vision.mask_logits, sizes)
         if self.config.resolution == "native":
             vision, _, native = self._vision_side(pixels, None, native=[_as_pixels(a) for a in arrays])
             return pixels, vision, [m[0, 0].numpy().astype(np.float32) for m in native]
         vision = self.encode_image(pixels)
-        return pixels, vision, _probability_maps(vision["mask_logits"], sizes)
+        return pixels, vision, _probability_maps(vision.mask_logits, sizes)
 
-    def encode_image(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def encode_image(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> VisionOutput:
         """Run the vision side on ``[B, 3, H, W]`` images in ``[0, 1]``.
 
-        Returns mask logits, clue logits, image tokens, mask tokens and ``region_mask``, the mask the
-        mask encoder read (``mask`` when given, e.g. the ground truth in stage 2, else the predicted
-        probabilities).
+        Returns a :class:`~forensix.models.outputs.VisionOutput`: mask logits, mask score, clue logits,
+        mask tokens, image tokens and ``region_mask``, the mask the mask encoder read (``mask`` when
+        given, e.g. the ground truth in stage 2, else the predicted probabilities).
         """
         return self._vision_side(images, mask)[0]
 
@@ -252,7 +253,7 @@ class ForensixModel(HookedModule):
         return maps
 
     def _vision_side(self, images: torch.Tensor, mask: torch.Tensor | None, native: Sequence[torch.Tensor] | None = None,
-                     ) -> tuple[dict[str, torch.Tensor], LocalizerOutput | None, list[torch.Tensor] | None]:
+                     ) -> tuple[VisionOutput, LocalizerOutput | None, list[torch.Tensor] | None]:
         """:meth:`encode_image`'s tensors, the FL-Expert's whole output (what the localizer's objective reads)
         and, with ``native`` (the photos at their own size), their probability maps, which the mask encoder
         then reads pooled to the model's size (the FL-Expert output is then ``None``). With ``native`` the
@@ -272,15 +273,15 @@ class ForensixModel(HookedModule):
         mask_for_tokens = mask if mask is not None else mask_logits.detach().sigmoid()
         region = region_features(mask_for_tokens, fused, vis.grid, self.config.mask_encoder.layout)
         clue_logits = self.clue_head(torch.cat([region, fused.mean(1)], dim=1))
-        tensors = {
-            "mask_logits": mask_logits,
-            "mask_score": top_mean(mask if mask is not None else mask_logits.sigmoid(), MASK_SCORE_FRACTION),
-            "clue_logits": clue_logits,
-            "mask_tokens": self.mask_encoder(region),
-            "region_mask": mask_for_tokens.detach(),
-            "image_tokens": self.projector(fused, vis.grid),
-        }
-        return tensors, localizer, maps
+        vision = VisionOutput(
+            mask_logits=mask_logits,
+            mask_score=top_mean(mask if mask is not None else mask_logits.sigmoid(), MASK_SCORE_FRACTION),
+            clue_logits=clue_logits,
+            mask_tokens=self.mask_encoder(region),
+            region_mask=mask_for_tokens.detach(),
+            image_tokens=self.projector(fused, vis.grid),
+        )
+        return vision, localizer, maps
 
     # ------------------------------------------------------------------ language side
     def clue_text(self, clue_logits: torch.Tensor) -> list[str]:
@@ -326,9 +327,9 @@ class ForensixModel(HookedModule):
         """
         return self.config.language.max_train_tokens + (REGION_WORDS_ROOM if self.config.region_in_prompt else 0)
 
-    def prompter_words(self, vision: dict[str, torch.Tensor]) -> list[tuple[str, str]]:
+    def prompter_words(self, vision: VisionOutput) -> list[tuple[str, str]]:
         """What follows the mask tokens in each prompt: ``(region words, clue words)`` (from :meth:`encode_image`)."""
-        return list(zip(self.region_text(vision["region_mask"]), self.clue_text(vision["clue_logits"])))
+        return list(zip(self.region_text(vision.region_mask), self.clue_text(vision.clue_logits)))
 
     def tokenize(
         self, conversations: Sequence[list[dict]], prompter_words: Sequence[tuple[str, str]], add_generation_prompt: bool = False,
@@ -350,15 +351,15 @@ class ForensixModel(HookedModule):
         ]
         return pad_batch(encoded, self.tokenizer.pad_token_id, side=side)
 
-    def embed(self, tokens: TokenBatch, vision: dict[str, torch.Tensor]) -> torch.Tensor:
+    def embed(self, tokens: TokenBatch, vision: VisionOutput) -> torch.Tensor:
         """Input embeddings with the image and mask slots overwritten by the vision side's tokens."""
         embeds = self.lm.get_input_embeddings()(tokens.ids.to(self.device))
         image_slots = tokens.image_slots.to(self.device)
-        embeds = embeds.masked_scatter(image_slots.unsqueeze(-1), vision["image_tokens"].to(embeds.dtype))
+        embeds = embeds.masked_scatter(image_slots.unsqueeze(-1), vision.image_tokens.to(embeds.dtype))
         has_mask = tokens.mask_slots.any(dim=1)
         if has_mask.any():
             mask_slots = tokens.mask_slots.to(self.device)
-            embeds = embeds.masked_scatter(mask_slots.unsqueeze(-1), vision["mask_tokens"][has_mask.to(self.device)].to(embeds.dtype))
+            embeds = embeds.masked_scatter(mask_slots.unsqueeze(-1), vision.mask_tokens[has_mask.to(self.device)].to(embeds.dtype))
         return embeds
 
     def answer_log_probs(self, last_logits: torch.Tensor) -> torch.Tensor:
@@ -379,7 +380,7 @@ class ForensixModel(HookedModule):
         """FakeScope rule, P(fake) = softmax over the two answer words' log-probabilities, then the detection
         calibration fitted on validation data: ``sigmoid(scale * margin + mask_weight * logit(mask_score) + bias)``,
         where ``mask_score`` ``[B]`` is the localizer's own evidence (the top-mean of the mask the mask encoder
-        read, ``vision["mask_score"]``). FakeScope's rule alone when scale, mask_weight, bias = 1, 0, 0."""
+        read, ``vision.mask_score``). FakeScope's rule alone when scale, mask_weight, bias = 1, 0, 0."""
         evidence = self.config.detection_scale * self.detection_margin(last_logits) + self.config.detection_bias
         if self.config.detection_mask_weight:
             if mask_score is None:
@@ -424,10 +425,10 @@ class ForensixModel(HookedModule):
         if "mask" in losses:
             terms["mask"] = sum(localizer_loss(localizer, gt_mask, self.config.localizer).values())
         if "clue" in losses:
-            terms["clue"] = F.binary_cross_entropy_with_logits(vision["clue_logits"], batch["clues"].to(self.device))
+            terms["clue"] = F.binary_cross_entropy_with_logits(vision.clue_logits, batch["clues"].to(self.device))
         if "lm" in losses:
             k = lm_subbatch or len(batch["messages"])
-            lm_vision = {key: value[:k] for key, value in vision.items()}
+            lm_vision = vision.rows(0, k)
             limit = self.train_token_limit()
             tokens = self.tokenize(batch["messages"][:k], self.prompter_words(lm_vision), max_tokens=limit)
             if not (tokens.labels[:, 1:] != IGNORE).any():
@@ -441,8 +442,8 @@ class ForensixModel(HookedModule):
         return {
             "loss": sum(terms.values()) if terms else torch.zeros((), device=self.device),
             "losses": terms,
-            "mask_logits": vision["mask_logits"],
-            "clue_logits": vision["clue_logits"],
+            "mask_logits": vision.mask_logits,
+            "clue_logits": vision.clue_logits,
         }
 
     # ------------------------------------------------------------------ inference
@@ -454,15 +455,15 @@ class ForensixModel(HookedModule):
             question = f"{IMAGE_SLOT} {question}"
         return [{"role": "user", "content": question}]
 
-    def _answer_logits(self, vision: dict[str, torch.Tensor], question: str = DETECTION_QUESTION) -> torch.Tensor:
+    def _answer_logits(self, vision: VisionOutput, question: str = DETECTION_QUESTION) -> torch.Tensor:
         """Next-token logits ``[B, V]`` after the prompt ``question``: where the answer word's probabilities are read."""
-        n = vision["image_tokens"].shape[0]
+        n = vision.image_tokens.shape[0]
         tokens = self.tokenize([self._prompt_for(question)] * n, self.prompter_words(vision), True)
         logits = self.lm(inputs_embeds=self.embed(tokens, vision), attention_mask=tokens.attention_mask.to(self.device),
                          use_cache=False).logits
         return logits[torch.arange(n), torch.tensor(tokens.lengths) - 1]
 
-    def p_fake(self, vision: dict[str, torch.Tensor], question: str = DETECTION_QUESTION) -> torch.Tensor:
+    def p_fake(self, vision: VisionOutput, question: str = DETECTION_QUESTION) -> torch.Tensor:
         """``p_fake`` ``[B]`` per image of :meth:`encode_image`'s output, from one language-model pass over
         the detection prompt ``question`` (:meth:`p_fake_from_logits`); differentiable outside ``no_grad``.
 
@@ -471,7 +472,7 @@ class ForensixModel(HookedModule):
             >>> model.p_fake(model.encode_image(torch.rand(2, 3, 64, 64))).shape
             torch.Size([2])
         """
-        return self.p_fake_from_logits(self._answer_logits(vision, question), vision["mask_score"])
+        return self.p_fake_from_logits(self._answer_logits(vision, question), vision.mask_score)
 
     @torch.no_grad()
     def detection_evidence(self, images: Any, question: str = DETECTION_QUESTION, batch_size: int = 16) -> np.ndarray:
@@ -487,7 +488,7 @@ class ForensixModel(HookedModule):
         with _eval_mode(self):
             for i in range(0, len(arrays), batch_size):
                 vision = self._encode(arrays[i : i + batch_size])[1]
-                score = torch.logit(vision["mask_score"].float().clamp(1e-4, 1 - 1e-4))
+                score = torch.logit(vision.mask_score.float().clamp(1e-4, 1 - 1e-4))
                 rows.append(torch.stack([self.detection_margin(self._answer_logits(vision, question)), score], 1).cpu())
         return torch.cat(rows).numpy().astype(np.float64)
 
@@ -531,13 +532,13 @@ class ForensixModel(HookedModule):
 
     @torch.no_grad()
     def generate_replies(
-        self, vision: dict[str, torch.Tensor], conversations: Sequence[list[dict]], max_new_tokens: int | None = None,
+        self, vision: VisionOutput, conversations: Sequence[list[dict]], max_new_tokens: int | None = None,
         slot_attention: bool = False,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Reply]:
         """Greedy replies, one per image and conversation (left-padded batch).
 
-        Each reply has ``ids``, ``text``, ``first_logits`` (next-token logits after the prompt, for
-        ``p_fake``), ``tokens`` (its own unpadded :class:`TokenBatch`) and, for a single image with
+        Each :class:`~forensix.models.outputs.Reply` has ``ids``, ``text``, ``first_logits`` (next-token logits
+        after the prompt, for ``p_fake``), ``tokens`` (its own unpadded :class:`TokenBatch`) and, for a single image with
         ``slot_attention``, the attention of every generated token to the image and mask slots and the region words.
         In eval mode LoRA adapters are folded into the base weights while decoding (see
         :func:`~forensix.models.lora.merged_lora`; the weights are restored exactly afterwards). One
@@ -569,7 +570,7 @@ class ForensixModel(HookedModule):
         no_repeat = self.config.language.no_repeat_ngram
 
         def verdict(first_logits: torch.Tensor) -> list[int | None]:
-            return self.verdict_token(first_logits, vision["mask_score"])
+            return self.verdict_token(first_logits, vision.mask_score)
 
         eos = self.tokenizer.eos_token_id
         with backend, fold, add_hooks(self._hook_points, hooks):
@@ -592,13 +593,13 @@ class ForensixModel(HookedModule):
             ids = result.ids[: result.ids.index(eos)] if eos in result.ids else result.ids
             if self._drafts is not None:
                 self._drafts.add(ids)
-            replies.append({
-                "ids": ids,
-                "text": self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
-                "first_logits": result.first_logits,
-                "tokens": self.tokenize([conversations[row]], words[row : row + 1], add_generation_prompt=True),
-                "slot_attention": self._token_slot_attention(records, result.kept_rows, len(ids)) if records else None,
-            })
+            replies.append(Reply(
+                ids=ids,
+                text=self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                first_logits=result.first_logits,
+                tokens=self.tokenize([conversations[row]], words[row : row + 1], add_generation_prompt=True),
+                slot_attention=self._token_slot_attention(records, result.kept_rows, len(ids)) if records else None,
+            ))
         return replies
 
     @staticmethod
@@ -635,28 +636,28 @@ class ForensixModel(HookedModule):
             with self.hooks(watch):  # the copy's ViT pass comes first: its attention is the first record
                 pixels, vision, mask_maps = self._encode(arrays)
             replies = self.generate_replies(vision, [messages] * len(arrays), max_new_tokens, slot_attention=capture_attention)
-        clue_probs = vision["clue_logits"].sigmoid().tolist()
+        clue_probs = vision.clue_logits.sigmoid().tolist()
         grid = (pixels.shape[-2] // self.vision.patch_size, pixels.shape[-1] // self.vision.patch_size)
         analyses = []
         for i, reply in enumerate(replies):
-            tokens = reply["tokens"]
+            tokens = reply.tokens
             analyses.append(Analysis(
                 image=arrays[i],
                 question=messages[0]["content"],
-                text=reply["text"],
+                text=reply.text,
                 mask_probs=mask_maps[i],
                 threshold=self.mask_cut(mask_maps[i]),
-                p_fake=float(self.p_fake_from_logits(reply["first_logits"][None], vision["mask_score"][i : i + 1])[0]),
+                p_fake=float(self.p_fake_from_logits(reply.first_logits[None], vision.mask_score[i : i + 1])[0]),
                 clue_probs=dict(zip(CLUES, clue_probs[i])),
                 clue_threshold=self.config.clue_threshold,
                 prompt_ids=tokens.ids[0].tolist(),
-                generated_ids=reply["ids"],
-                generated_tokens=[self.tokenizer.decode([t]) for t in reply["ids"]],
+                generated_ids=reply.ids,
+                generated_tokens=[self.tokenizer.decode([t]) for t in reply.ids],
                 image_positions=tokens.image_slots[0].nonzero()[:, 0].tolist(),
                 mask_positions=tokens.mask_slots[0].nonzero()[:, 0].tolist(),
                 region_positions=tokens.region_slots[0].nonzero()[:, 0].tolist(),
                 image_token_grid=(self.config.image_token_grid, self.config.image_token_grid),
-                slot_attention=reply["slot_attention"],
+                slot_attention=reply.slot_attention,
                 vision_attention=[_first_record(vision_cache[n])[i] for n in vision_cache] if capture_attention else None,
                 vision_grid=grid,
                 model_name=self.name,
@@ -675,7 +676,7 @@ class ForensixModel(HookedModule):
             if self.config.resolution == "native":
                 return [m[0, 0].numpy().astype(np.float32) for m in self.native_masks(images)]
             pixels, sizes = self.preprocess(images)
-            return _probability_maps(self.encode_image(pixels)["mask_logits"], sizes)
+            return _probability_maps(self.encode_image(pixels).mask_logits, sizes)
 
     def localize(self, image: Any) -> Localization:
         """Mask heatmap and ``p_fake`` in the common :class:`~forensix.baselines.base.Localization` form."""
@@ -799,8 +800,8 @@ class Conversation:
         messages = [*self.history, {"role": "user", "content": content}]
         with _eval_mode(self.model):
             reply = self.model.generate_replies(self.vision, [messages], max_new_tokens)[0]
-        self.history = [*messages, {"role": "assistant", "content": reply["text"] or "..."}]
-        return reply["text"]
+        self.history = [*messages, {"role": "assistant", "content": reply.text or "..."}]
+        return reply.text
 
 
 @contextlib.contextmanager
