@@ -33,7 +33,7 @@ from forensix.baselines.base import Localization
 from forensix.checkpoint import read_checkpoint, write_checkpoint
 from forensix.config import ForensixConfig, get_config
 from forensix.data.conversations import DETECTION_QUESTION, analysis_question
-from forensix.data.describe import CLUES, location_phrase, phrasebook, size_phrase
+from forensix.data.describe import CLUES, phrasebook
 from forensix.data.io import as_image_array, as_mask_array
 from forensix.errors import BadCheckpointError, BadConfigError, BadImageError, BadMaskError, BadPromptError, ForensixError
 from forensix.eval.calibration import image_threshold
@@ -48,6 +48,7 @@ from forensix.hooks import (
     install_block_hooks,
     resolve_names,
 )
+from forensix.models import prompter
 from forensix.models.analysis import Analysis
 from forensix.models.clue_head import ClueHead
 from forensix.models.fl_expert import FLExpert
@@ -66,12 +67,9 @@ from forensix.models.prompts import ForgeryPrompts
 from forensix.models.trace import TraceBranch
 from forensix.models.vision import VisionEncoder
 
-#: Pieces of the model, in data-flow order; stage specs and parameter tables use these names.
-#: Training tokens added for the region words (the longest phrases take about 45 SmolLM2 tokens), so they do not cut the answer.
-REGION_WORDS_ROOM = 48
 #: The localizer's detection evidence: the mean of the top 1 % of its mask probabilities (``forensix.eval.model_quality.mask_top``).
 MASK_SCORE_FRACTION = 0.01
-
+#: Pieces of the model, in data-flow order; stage specs and parameter tables use these names.
 PIECES = ("vision", "trace", "fusion", "prompts", "fl_expert", "mask_encoder", "clue_head", "projector", "lm", "heads")
 
 
@@ -285,51 +283,20 @@ class ForensixModel(HookedModule):
 
     # ------------------------------------------------------------------ language side
     def clue_text(self, clue_logits: torch.Tensor) -> list[str]:
-        """The forgery prompter's words for the prompt, one string per image ('' when disabled)."""
-        if not self.config.clues_in_prompt:
-            return [""] * clue_logits.shape[0]
-        texts = []
-        for row in clue_logits.sigmoid().tolist():
-            names = [c for c, p in zip(CLUES, row) if p >= self.config.clue_threshold]
-            texts.append(f" Clues: {', '.join(names)}." if names else " Clues: none.")
-        return texts
+        """The forgery prompter's words per image (:func:`forensix.models.prompter.clue_text`)."""
+        return prompter.clue_text(clue_logits, self.config)
 
     def region_text(self, region_mask: torch.Tensor) -> list[str]:
-        """The region prompter's words: where the mask the mask encoder reads lies, and its size ('' when disabled).
-
-        ``region_mask`` ``[B, 1, S, S]`` holds probabilities (the predicted mask, binarised at
-        :meth:`mask_cut`) or a given mask in {0, 1}. Soft mask tokens alone do not teach the
-        language model *where*; these words it can copy.
-
-        Example:
-            >>> model = ForensixModel.from_config("tiny")
-            >>> model.config.region_in_prompt = True
-            >>> m = torch.zeros(1, 1, 64, 64); m[..., :20, :20] = 1
-            >>> model.region_text(m)
-            [' Region: in the top-left of the image, near the top and left edges, a medium-sized area (about 10% of the image).']
-        """
-        if not self.config.region_in_prompt:
-            return [""] * region_mask.shape[0]
-        texts = []
-        for probs in region_mask[:, 0].float().cpu().numpy():
-            binary = probs >= self.mask_cut(probs)
-            texts.append(f" Region: {location_phrase(binary)}, {size_phrase(binary)}." if binary.any() else " Region: none.")
-        return texts
+        """The region prompter's words per image (:func:`forensix.models.prompter.region_text`)."""
+        return prompter.region_text(region_mask, self.config)
 
     def train_token_limit(self) -> int:
-        """Where training sequences are cut: ``language.max_train_tokens``, plus room for the region words when they are on.
-
-        Example:
-            >>> model = ForensixModel.from_config("tiny")
-            >>> before = model.train_token_limit(); model.config.region_in_prompt = True
-            >>> model.train_token_limit() - before
-            48
-        """
-        return self.config.language.max_train_tokens + (REGION_WORDS_ROOM if self.config.region_in_prompt else 0)
+        """Where training sequences are cut (:func:`forensix.models.prompter.train_token_limit`)."""
+        return prompter.train_token_limit(self.config)
 
     def prompter_words(self, vision: VisionOutput) -> list[tuple[str, str]]:
         """What follows the mask tokens in each prompt: ``(region words, clue words)`` (from :meth:`encode_image`)."""
-        return list(zip(self.region_text(vision.region_mask), self.clue_text(vision.clue_logits)))
+        return prompter.prompter_words(vision, self.config)
 
     def tokenize(
         self, conversations: Sequence[list[dict]], prompter_words: Sequence[tuple[str, str]], add_generation_prompt: bool = False,
