@@ -30,12 +30,11 @@ from torch import nn
 from transformers import LogitsProcessorList
 
 from forensix.baselines.base import Localization
-from forensix.checkpoint import read_checkpoint, write_checkpoint
 from forensix.config import ForensixConfig, get_config
 from forensix.data.conversations import DETECTION_QUESTION, analysis_question
 from forensix.data.describe import CLUES, phrasebook
 from forensix.data.io import as_image_array, as_mask_array
-from forensix.errors import BadCheckpointError, BadConfigError, BadImageError, BadMaskError, BadPromptError, ForensixError
+from forensix.errors import BadConfigError, BadImageError, BadMaskError, BadPromptError
 from forensix.eval.calibration import image_threshold
 from forensix.hooks import (
     HOOKED_ATTENTION,
@@ -48,7 +47,7 @@ from forensix.hooks import (
     install_block_hooks,
     resolve_names,
 )
-from forensix.models import prompter
+from forensix.models import persistence, prompter
 from forensix.models.analysis import Analysis
 from forensix.models.clue_head import ClueHead
 from forensix.models.fl_expert import FLExpert
@@ -61,7 +60,6 @@ from forensix.models.language import answer_token_ids, load_language_model
 from forensix.models.mask_encoder import MaskEncoder, region_features, top_mean
 from forensix.models.native import RESOLUTIONS, stitched, tile_windows
 from forensix.models.projector import Projector
-from forensix.weights import resolve_model_path
 from forensix.models.prompting import IGNORE, IMAGE_SLOT, TokenBatch, encode_conversation, pad_batch
 from forensix.models.prompts import ForgeryPrompts
 from forensix.models.trace import TraceBranch
@@ -696,59 +694,20 @@ class ForensixModel(HookedModule):
         """Detach and delete the head ``name``."""
         self.heads.remove(name)
 
-    # ------------------------------------------------------------------ persistence
+    # ------------------------------------------------------------------ persistence (forensix.models.persistence)
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """Every tensor needed to restore the model, except a frozen pretrained LM's base weights.
-
-        Tied tensors (the LM's input and output embeddings) are stored once.
-        """
-        save_base_lm = self.config.language.source == "tiny"
-        state, seen = {}, set()
-        for key, value in self.state_dict(keep_vars=True).items():
-            if key.startswith("lm.") and not save_base_lm and "lora_" not in key:
-                continue
-            if key.startswith("heads.") or value.data_ptr() in seen:
-                continue
-            seen.add(value.data_ptr())
-            state[key] = value.detach()
-        return state
+        """Every tensor needed to restore the model (:func:`forensix.models.persistence.trainable_state`)."""
+        return persistence.trainable_state(self)
 
     def save_pretrained(self, path: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` + a sha256 manifest, atomically."""
-        meta = {"config": {"forensix_config": self.config.to_dict(), "lora": self.lora_enabled, "format": "forensix-model"}}
-        return write_checkpoint(path, tensors={"model": self.trainable_state()}, meta=meta)
+        return persistence.save_model(self, path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> ForensixModel:
         """Load a directory written by :meth:`save_pretrained`, or a released model by name
         (``"forensix-small"``, :mod:`forensix.models.released`); verified, no pickle."""
-        path = resolve_model_path(path)
-        tensors, meta = read_checkpoint(path)
-        info = meta.get("config")
-        if not isinstance(info, dict) or info.get("format") != "forensix-model" or "model" not in tensors:
-            raise BadCheckpointError(f"{path}: not a forensix model checkpoint (config.json/model.safetensors missing or foreign)")
-        try:
-            config = ForensixConfig.from_dict(info["forensix_config"])
-        except BadConfigError as err:
-            raise BadCheckpointError(f"{path}: config.json is invalid: {err}") from err
-        try:
-            model = cls(config)
-            if info.get("lora"):
-                model.enable_lora()
-        except ForensixError:
-            raise
-        except (TypeError, ValueError, RuntimeError) as err:  # values the config types allow but the modules refuse
-            raise BadCheckpointError(f"{path}: config.json describes a model that cannot be built ({err})") from err
-        expected = model.trainable_state()
-        got = tensors["model"]
-        if set(expected) != set(got):
-            missing, unexpected = sorted(set(expected) - set(got))[:5], sorted(set(got) - set(expected))[:5]
-            raise BadCheckpointError(f"{path}: weights do not match the config (missing {missing}, unexpected {unexpected})")
-        wrong = [k for k, v in got.items() if v.shape != expected[k].shape][:5]
-        if wrong:
-            raise BadCheckpointError(f"{path}: weights {wrong} have shapes other than the config's model; re-save it")
-        model.load_state_dict(got, strict=False)
-        return model.eval()
+        return persistence.load_model(cls, path)
 
 
 class Conversation:
