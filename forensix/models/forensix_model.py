@@ -17,9 +17,7 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,38 +25,28 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import LogitsProcessorList
 
 from forensix.baselines.base import Localization
 from forensix.config import ForensixConfig, get_config
 from forensix.data.conversations import DETECTION_QUESTION, analysis_question
 from forensix.data.describe import CLUES, phrasebook
-from forensix.data.io import as_image_array, as_mask_array
-from forensix.errors import BadConfigError, BadImageError, BadMaskError, BadPromptError
+from forensix.errors import BadConfigError, BadPromptError
 from forensix.eval.calibration import image_threshold
-from forensix.hooks import (
-    HOOKED_ATTENTION,
-    Cache,
-    HookedModule,
-    add_hooks,
-    add_output_hook_point,
-    attention_implementation,
-    caching_hooks,
-    install_block_hooks,
-    resolve_names,
-)
-from forensix.models import persistence, prompter
+from forensix.hooks import Cache, HookedModule, add_output_hook_point, caching_hooks, install_block_hooks, resolve_names
+from forensix.models import generation, persistence, prompter
 from forensix.models.analysis import Analysis
 from forensix.models.clue_head import ClueHead
+from forensix.models.conversation import Conversation
+from forensix.models.decoding import NGramDrafts
 from forensix.models.fl_expert import FLExpert
-from forensix.models.objectives import LocalizerOutput, localizer_loss
-from forensix.models.outputs import Reply, VisionOutput
-from forensix.models.decoding import Decoded, FirstTokens, NGramDrafts, greedy_decode
-from forensix.models.lora import merged_lora
 from forensix.models.heads import HeadRegistry
 from forensix.models.language import answer_token_ids, load_language_model
 from forensix.models.mask_encoder import MaskEncoder, region_features, top_mean
+from forensix.models.modes import eval_mode
 from forensix.models.native import RESOLUTIONS, stitched, tile_windows
+from forensix.models.objectives import LocalizerOutput, localizer_loss
+from forensix.models.outputs import Reply, VisionOutput
+from forensix.models.pixels import as_pixels, image_arrays, mask_tensor, probability_maps, resized
 from forensix.models.projector import Projector
 from forensix.models.prompting import IGNORE, IMAGE_SLOT, TokenBatch, encode_conversation, pad_batch
 from forensix.models.prompts import ForgeryPrompts
@@ -146,33 +134,20 @@ class ForensixModel(HookedModule):
         self.setup_hooks()
 
     # ------------------------------------------------------------------ vision side
-    @staticmethod
-    def _arrays(images: Any) -> list[np.ndarray]:
-        """Images (arrays, PIL, paths, tensors, or a list of them) -> ``uint8`` arrays, with clear errors."""
-        if isinstance(images, torch.Tensor) and images.ndim == 4:
-            items = list(images)
-        elif isinstance(images, (list, tuple)):
-            items = list(images)
-        else:
-            items = [images]
-        if not items:
-            raise BadImageError("images: got an empty batch; pass at least one image")
-        return [as_image_array(x, name=f"images[{i}]") for i, x in enumerate(items)]
-
     def preprocess(self, images: Any) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """Images (arrays, PIL, paths, tensors) -> ``[B, 3, S, S]`` at the model's size, plus original sizes.
 
         This is the copy the semantic ViT and the language side read; with ``resolution="native"`` the
         localizer reads the photos themselves (:meth:`native_masks`).
         """
-        arrays = self._arrays(images)
-        pixels = [_resized(_as_pixels(a), self.config.image_size) for a in arrays]
+        arrays = image_arrays(images)
+        pixels = [resized(as_pixels(a), self.config.image_size) for a in arrays]
         return torch.cat(pixels).to(self.device), [a.shape[:2] for a in arrays]
 
     def localizer_logits(self, pixels: torch.Tensor) -> torch.Tensor:
         """Mask logits ``[B, 1, H, W]`` of images at their own size: the ViT reads a copy at the model's size,
         the trace branch and the FL-Expert the pixels themselves."""
-        vis = self.vision(_resized(pixels, self.config.image_size))
+        vis = self.vision(resized(pixels, self.config.image_size))
         trace = self.trace(pixels, vis.grid)
         return self.fl_expert([p + trace.tokens for p in vis.layer_patches], self.prompts(), trace.features, vis.grid).logits
 
@@ -186,10 +161,10 @@ class ForensixModel(HookedModule):
             >>> [m.shape[-2:] for m in model.native_masks([np.zeros((37, 90, 3), np.uint8)])]
             [torch.Size([37, 90])]
         """
-        with _eval_mode(self):
-            return [stitched(lambda x: self.localizer_logits(x.to(self.device)), _as_pixels(a),
+        with eval_mode(self):
+            return [stitched(lambda x: self.localizer_logits(x.to(self.device)), as_pixels(a),
                              self.config.native_tile, self.config.native_overlap).sigmoid()
-                    for a in self._arrays(images)]
+                    for a in image_arrays(images)]
 
     def _native_region(self, masks: Sequence[torch.Tensor]) -> torch.Tensor:
         """Native probabilities pooled (area) to ``[B, 1, S, S]``: what the mask encoder and the region words read."""
@@ -213,16 +188,16 @@ class ForensixModel(HookedModule):
         """
         if self.config.resolution not in RESOLUTIONS:
             raise BadConfigError(f"config.resolution={self.config.resolution!r}; choose one of {RESOLUTIONS}")
-        arrays = self._arrays(images)
+        arrays = image_arrays(images)
         pixels, sizes = self.preprocess(arrays)
         if masks is not None:
             vision = self.encode_image(pixels, self.preprocess_masks(masks, sizes))
-            return pixels, vision, _probability_maps(vision.mask_logits, sizes)
+            return pixels, vision, probability_maps(vision.mask_logits, sizes)
         if self.config.resolution == "native":
-            vision, _, native = self._vision_side(pixels, None, native=[_as_pixels(a) for a in arrays])
+            vision, _, native = self._vision_side(pixels, None, native=[as_pixels(a) for a in arrays])
             return pixels, vision, [m[0, 0].numpy().astype(np.float32) for m in native]
         vision = self.encode_image(pixels)
-        return pixels, vision, _probability_maps(vision.mask_logits, sizes)
+        return pixels, vision, probability_maps(vision.mask_logits, sizes)
 
     def encode_image(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> VisionOutput:
         """Run the vision side on ``[B, 3, H, W]`` images in ``[0, 1]``.
@@ -448,9 +423,9 @@ class ForensixModel(HookedModule):
             >>> ForensixModel.from_config("tiny").detection_evidence([np.zeros((64, 64, 3), np.uint8)] * 2).shape
             (2, 2)
         """
-        arrays = self._arrays(images)
+        arrays = image_arrays(images)
         rows = []
-        with _eval_mode(self):
+        with eval_mode(self):
             for i in range(0, len(arrays), batch_size):
                 vision = self._encode(arrays[i : i + batch_size])[1]
                 score = torch.logit(vision.mask_score.float().clamp(1e-4, 1 - 1e-4))
@@ -473,8 +448,8 @@ class ForensixModel(HookedModule):
             >>> model.detect([np.zeros((64, 64, 3), np.uint8)], masks=[np.eye(64, dtype=bool)]).shape
             (1,)
         """
-        arrays = self._arrays(images)
-        with _eval_mode(self):
+        arrays = image_arrays(images)
+        with eval_mode(self):
             scores = [
                 self.p_fake(self._encode(arrays[i : i + batch_size], None if masks is None else masks[i : i + batch_size])[1],
                              question).cpu()
@@ -484,96 +459,15 @@ class ForensixModel(HookedModule):
 
     def preprocess_masks(self, masks: Sequence[Any], sizes: Sequence[tuple[int, int]]) -> torch.Tensor:
         """Masks, one per image of the given ``sizes``, -> ``[B, 1, S, S]`` in {0, 1} at the model's size."""
-        listed = isinstance(masks, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(masks, str)
-        if not listed or len(masks) != len(sizes):
-            got = len(masks) if listed else type(masks).__name__
-            raise BadMaskError(f"masks: expected a list of {len(sizes)} masks, one per image, got {got}")
-        size = self.config.image_size
-        resized = []
-        for i, (mask, shape) in enumerate(zip(masks, sizes)):
-            x = torch.from_numpy(as_mask_array(mask, tuple(shape), name=f"masks[{i}]")).float()[None, None]
-            resized.append(x if x.shape[-2:] == (size, size) else F.interpolate(x, size=(size, size), mode="nearest"))
-        return torch.cat(resized).to(self.device)
+        return mask_tensor(masks, sizes, self.config.image_size).to(self.device)
 
-    @torch.no_grad()
     def generate_replies(
         self, vision: VisionOutput, conversations: Sequence[list[dict]], max_new_tokens: int | None = None,
         slot_attention: bool = False,
     ) -> list[Reply]:
-        """Greedy replies, one per image and conversation (left-padded batch).
-
-        Each :class:`~forensix.models.outputs.Reply` has ``ids``, ``text``, ``first_logits`` (next-token logits
-        after the prompt, for ``p_fake``), ``tokens`` (its own unpadded :class:`TokenBatch`) and, for a single image with
-        ``slot_attention``, the attention of every generated token to the image and mask slots and the region words.
-        In eval mode LoRA adapters are folded into the base weights while decoding (see
-        :func:`~forensix.models.lora.merged_lora`; the weights are restored exactly afterwards). One
-        conversation is decoded with n-gram drafts from the prompt and this model's earlier answers
-        (:func:`~forensix.models.decoding.greedy_decode`; ``language.draft_tokens`` = 0 turns the
-        drafts off), a batch with ``transformers``' ``generate``; either way an answer never repeats one of its
-        own token n-grams of ``language.no_repeat_ngram`` tokens (0: plain greedy decoding), and an answer that
-        starts with a verdict starts with the one the calibrated ``p_fake`` decides (:meth:`verdict_token`).
-        """
-        words = self.prompter_words(vision)
-        tokens = self.tokenize(conversations, words, add_generation_prompt=True, side="left")
-        embeds = self.embed(tokens, vision)
-        if slot_attention and len(conversations) != 1:
-            raise ValueError("slot attention is recorded for one image at a time")
-        slots = torch.cat([tokens.image_slots[0].nonzero()[:, 0], tokens.mask_slots[0].nonzero()[:, 0],
-                           tokens.region_slots[0].nonzero()[:, 0]])
-        records: list[torch.Tensor] = []  # per forward pass and layer: [heads, query rows, slots]
-
-        def keep_slot_rows(pattern: torch.Tensor, hook) -> None:
-            records.append(pattern[0, :, :, slots].float().cpu())
-
-        # Hooks a user put on the language model see one forward pass per generated token: no drafts then.
-        user_lm_hooks = any(hp.has_hooks for name, hp in self._hook_points.items() if name.startswith("lm."))
-        drafts = None if user_lm_hooks else self._drafts
-        hooks = [("lm.layers.*.attn.pattern", keep_slot_rows)] if slot_attention else []
-        backend = attention_implementation(self.lm, HOOKED_ATTENTION) if slot_attention else contextlib.nullcontext()
-        fold = merged_lora(self.lm) if not self.lm.training else contextlib.nullcontext()
-        max_new = max_new_tokens or self.config.language.max_new_tokens
-        no_repeat = self.config.language.no_repeat_ngram
-
-        def verdict(first_logits: torch.Tensor) -> list[int | None]:
-            return self.verdict_token(first_logits, vision.mask_score)
-
-        eos = self.tokenizer.eos_token_id
-        with backend, fold, add_hooks(self._hook_points, hooks):
-            if len(conversations) == 1:
-                decoded = [greedy_decode(self.lm, embeds, max_new_tokens=max_new, eos_token_id=eos, drafts=drafts,
-                                         prompt_ids=tokens.ids[0].tolist(), no_repeat_ngram=no_repeat,
-                                         first_token=lambda logits: verdict(logits[None])[0])]
-            else:
-                with warnings.catch_warnings():  # it says what we want: n-grams of the answer only, not of the prompt
-                    warnings.filterwarnings("ignore", message="Passing `no_repeat_ngram_size`", category=UserWarning)
-                    out = self.lm.generate(
-                        inputs_embeds=embeds, attention_mask=tokens.attention_mask.to(self.device), max_new_tokens=max_new,
-                        do_sample=False, return_dict_in_generate=True, output_logits=True, pad_token_id=self.tokenizer.pad_token_id,
-                        no_repeat_ngram_size=no_repeat, logits_processor=LogitsProcessorList([FirstTokens(verdict)]),
-                    )
-                decoded = [Decoded(ids=out.sequences[row].tolist(), first_logits=out.logits[0][row])
-                           for row in range(len(conversations))]
-        replies = []
-        for row, result in enumerate(decoded):
-            ids = result.ids[: result.ids.index(eos)] if eos in result.ids else result.ids
-            if self._drafts is not None:
-                self._drafts.add(ids)
-            replies.append(Reply(
-                ids=ids,
-                text=self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
-                first_logits=result.first_logits,
-                tokens=self.tokenize([conversations[row]], words[row : row + 1], add_generation_prompt=True),
-                slot_attention=self._token_slot_attention(records, result.kept_rows, len(ids)) if records else None,
-            ))
-        return replies
-
-    @staticmethod
-    def _token_slot_attention(records: list[torch.Tensor], kept_rows: list[slice], n_tokens: int) -> torch.Tensor:
-        """``[n_tokens, layers, heads, slots]`` from per-pass, per-layer records and the rows each pass kept."""
-        n_layers = len(records) // len(kept_rows)
-        passes = [torch.stack(records[i : i + n_layers]) for i in range(0, len(records), n_layers)]  # [L, H, rows, S]
-        rows = [p[:, :, keep].permute(2, 0, 1, 3) for p, keep in zip(passes, kept_rows)]
-        return torch.cat(rows)[:n_tokens]
+        """Greedy :class:`~forensix.models.outputs.Reply` records, one per image and conversation
+        (:func:`forensix.models.generation.generate_replies`)."""
+        return generation.generate_replies(self, vision, conversations, max_new_tokens, slot_attention)
 
     @torch.no_grad()
     def analyze(
@@ -593,11 +487,11 @@ class ForensixModel(HookedModule):
         capture_attention: bool = False,
     ) -> list[Analysis]:
         """:meth:`analyze` for several images in one batched generation (attention capture: one image only)."""
-        arrays = self._arrays(list(images))
+        arrays = image_arrays(list(images))
         messages = self._prompt_for(question)
         vision_cache = Cache()
         watch = caching_hooks(vision_cache, resolve_names("vision.blocks.*.attn.pattern", self._hook_points)) if capture_attention else []
-        with _eval_mode(self):
+        with eval_mode(self):
             with self.hooks(watch):  # the copy's ViT pass comes first: its attention is the first record
                 pixels, vision, mask_maps = self._encode(arrays)
             replies = self.generate_replies(vision, [messages] * len(arrays), max_new_tokens, slot_attention=capture_attention)
@@ -637,15 +531,15 @@ class ForensixModel(HookedModule):
             >>> [p.shape for p in model.mask_probabilities([np.zeros((48, 40, 3), np.uint8)] * 2)]
             [(48, 40), (48, 40)]
         """
-        with torch.no_grad(), _eval_mode(self):
+        with torch.no_grad(), eval_mode(self):
             if self.config.resolution == "native":
                 return [m[0, 0].numpy().astype(np.float32) for m in self.native_masks(images)]
             pixels, sizes = self.preprocess(images)
-            return _probability_maps(self.encode_image(pixels).mask_logits, sizes)
+            return probability_maps(self.encode_image(pixels).mask_logits, sizes)
 
     def localize(self, image: Any) -> Localization:
         """Mask heatmap and ``p_fake`` in the common :class:`~forensix.baselines.base.Localization` form."""
-        with torch.no_grad(), _eval_mode(self):
+        with torch.no_grad(), eval_mode(self):
             _, vision, maps = self._encode(image)
             heatmap, score = maps[0], float(self.p_fake(vision)[0])
         return Localization(heatmap=heatmap, mask=(heatmap >= self.mask_cut(heatmap)).astype(np.uint8), score=score)
@@ -710,60 +604,9 @@ class ForensixModel(HookedModule):
         return persistence.load_model(cls, path)
 
 
-class Conversation:
-    """Multi-turn chat about one image; ``ask`` appends the question and the reply to ``history``."""
-
-    def __init__(self, model: ForensixModel, image: Any) -> None:
-        self.model = model
-        with torch.no_grad(), _eval_mode(model):
-            self.pixels, self.vision, _ = model._encode(image)
-        self.history: list[dict] = []
-
-    def ask(self, question: str, max_new_tokens: int | None = None) -> str:
-        if not isinstance(question, str) or not question.strip():
-            raise BadPromptError("question: empty; ask something about the image")
-        content = question if self.history else self.model._prompt_for(question)[0]["content"]
-        messages = [*self.history, {"role": "user", "content": content}]
-        with _eval_mode(self.model):
-            reply = self.model.generate_replies(self.vision, [messages], max_new_tokens)[0]
-        self.history = [*messages, {"role": "assistant", "content": reply.text or "..."}]
-        return reply.text
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode inside the context; the previous training mode of every module is restored after."""
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, mode in modes.items():
-            module.training = mode
-
-
 def _first_record(recorded: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
     """The first pass's tensor of a hook point (tiled native photos run the ViT again for each tile)."""
     return recorded[0] if isinstance(recorded, list) else recorded
 
 
-def _as_pixels(array: np.ndarray) -> torch.Tensor:
-    """``H x W x 3`` uint8 -> ``[1, 3, H, W]`` float in [0, 1] (CPU)."""
-    return torch.from_numpy(np.array(array, copy=True)).permute(2, 0, 1)[None].float() / 255.0
-
-
-def _resized(pixels: torch.Tensor, size: int) -> torch.Tensor:
-    """``[B, 3, H, W]`` -> ``[B, 3, size, size]`` (antialiased bilinear; unchanged when already that size)."""
-    if pixels.shape[-2:] == (size, size):
-        return pixels
-    return F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-
-
-def _probability_maps(mask_logits: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
-    """``[B, 1, S, S]`` mask logits -> one float32 probability map per image, bilinearly resized to its own size."""
-    probs = mask_logits.float().sigmoid()
-    return [F.interpolate(p[None], size=size, mode="bilinear", align_corners=False)[0, 0].cpu().numpy().astype(np.float32)
-            for p, size in zip(probs, sizes)]
-
-
-__all__ = ["PIECES", "Conversation", "ForensixModel"]
+__all__ = ["PIECES", "ForensixModel"]
