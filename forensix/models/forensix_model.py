@@ -33,7 +33,7 @@ from forensix.data.describe import CLUES, phrasebook
 from forensix.errors import BadConfigError, BadPromptError
 from forensix.eval.calibration import image_threshold
 from forensix.hooks import Cache, HookedModule, add_output_hook_point, caching_hooks, install_block_hooks, resolve_names
-from forensix.models import generation, persistence, prompter
+from forensix.models import detection, generation, persistence, prompter
 from forensix.models.analysis import Analysis
 from forensix.models.clue_head import ClueHead
 from forensix.models.conversation import Conversation
@@ -302,36 +302,29 @@ class ForensixModel(HookedModule):
             embeds = embeds.masked_scatter(mask_slots.unsqueeze(-1), vision.mask_tokens[has_mask.to(self.device)].to(embeds.dtype))
         return embeds
 
+    def _answers(self) -> tuple[int, int]:
+        return self._answer_ids["fake"][0], self._answer_ids["real"][0]
+
     def answer_log_probs(self, last_logits: torch.Tensor) -> torch.Tensor:
         """Log-probabilities ``[B, 2]`` of the answers ("fake", "real") from next-token logits ``[B, V]``.
 
         Every answer word is a single token for SmolLM2's tokenizer; other tokenizers are checked at load.
         """
-        log_probs = last_logits.float().log_softmax(dim=-1)
-        ids = [self._answer_ids["fake"][0], self._answer_ids["real"][0]]
-        return log_probs[:, ids]
+        return detection.answer_log_probs(last_logits, self._answers())
 
     def detection_margin(self, last_logits: torch.Tensor) -> torch.Tensor:
         """``log P(fake) - log P(real)`` of the answer words, ``[B]``: the FakeScope evidence before calibration."""
-        answers = self.answer_log_probs(last_logits)
-        return answers[:, 0] - answers[:, 1]
+        return detection.detection_margin(last_logits, self._answers())
 
     def p_fake_from_logits(self, last_logits: torch.Tensor, mask_score: torch.Tensor | None = None) -> torch.Tensor:
-        """FakeScope rule, P(fake) = softmax over the two answer words' log-probabilities, then the detection
-        calibration fitted on validation data: ``sigmoid(scale * margin + mask_weight * logit(mask_score) + bias)``,
-        where ``mask_score`` ``[B]`` is the localizer's own evidence (the top-mean of the mask the mask encoder
-        read, ``vision.mask_score``). FakeScope's rule alone when scale, mask_weight, bias = 1, 0, 0."""
-        evidence = self.config.detection_scale * self.detection_margin(last_logits) + self.config.detection_bias
-        if self.config.detection_mask_weight:
-            if mask_score is None:
-                raise ValueError("p_fake_from_logits: this model's detection reads the mask score too; pass mask_score")
-            evidence = evidence + self.config.detection_mask_weight * torch.logit(mask_score.float().clamp(1e-4, 1 - 1e-4))
-        return torch.sigmoid(evidence)
+        """FakeScope's P(fake) from next-token logits, calibrated with ``mask_score`` ``[B]`` (``vision.mask_score``)
+        as :mod:`forensix.models.detection` describes."""
+        return detection.calibrated_p_fake(self.detection_margin(last_logits), self.config, mask_score)
 
     def verdict_token(self, first_logits: torch.Tensor, mask_score: torch.Tensor) -> list[int | None]:
-        """Per row of next-token logits ``[B, V]``, the answer word ("fake" / "real") that the calibrated
-        ``p_fake`` decides, where the language model's own first word is one of them (else ``None``: the
-        answer does not start with a verdict). Decoding starts with it, so the text says what ``p_fake`` says.
+        """Per row of next-token logits ``[B, V]``, the answer word that the calibrated ``p_fake`` decides where
+        the language model's own first word is one (else ``None``); decoding starts with it, so the text says
+        what ``p_fake`` says.
 
         Example:
             >>> model = ForensixModel.from_config("tiny")
@@ -339,10 +332,7 @@ class ForensixModel(HookedModule):
             >>> model.verdict_token(logits, torch.ones(1)) == [model._answer_ids["real"][0]]
             True
         """
-        fake, real = self._answer_ids["fake"][0], self._answer_ids["real"][0]
-        p = self.p_fake_from_logits(first_logits, mask_score)
-        return [(fake if float(pi) >= 0.5 else real) if int(row.argmax()) in (fake, real) else None
-                for row, pi in zip(first_logits, p)]
+        return detection.verdict_tokens(first_logits, self.p_fake_from_logits(first_logits, mask_score), self._answers())
 
     # ------------------------------------------------------------------ training forward
     def forward(
@@ -414,7 +404,6 @@ class ForensixModel(HookedModule):
         """
         return self.p_fake_from_logits(self._answer_logits(vision, question), vision.mask_score)
 
-    @torch.no_grad()
     def detection_evidence(self, images: Any, question: str = DETECTION_QUESTION, batch_size: int = 16) -> np.ndarray:
         """What ``p_fake``'s calibration combines, ``[n, 2]`` per image: the FakeScope margin
         ``log P(fake) - log P(real)`` and the logit of the localizer's mask score.
@@ -423,16 +412,8 @@ class ForensixModel(HookedModule):
             >>> ForensixModel.from_config("tiny").detection_evidence([np.zeros((64, 64, 3), np.uint8)] * 2).shape
             (2, 2)
         """
-        arrays = image_arrays(images)
-        rows = []
-        with eval_mode(self):
-            for i in range(0, len(arrays), batch_size):
-                vision = self._encode(arrays[i : i + batch_size])[1]
-                score = torch.logit(vision.mask_score.float().clamp(1e-4, 1 - 1e-4))
-                rows.append(torch.stack([self.detection_margin(self._answer_logits(vision, question)), score], 1).cpu())
-        return torch.cat(rows).numpy().astype(np.float64)
+        return detection.detection_evidence(self, images, question, batch_size)
 
-    @torch.no_grad()
     def detect(self, images: Any, question: str = DETECTION_QUESTION, batch_size: int = 16,
                masks: Sequence[Any] | None = None) -> np.ndarray:
         """Batched ``p_fake`` for images by the FakeScope token-probability rule.
@@ -448,14 +429,7 @@ class ForensixModel(HookedModule):
             >>> model.detect([np.zeros((64, 64, 3), np.uint8)], masks=[np.eye(64, dtype=bool)]).shape
             (1,)
         """
-        arrays = image_arrays(images)
-        with eval_mode(self):
-            scores = [
-                self.p_fake(self._encode(arrays[i : i + batch_size], None if masks is None else masks[i : i + batch_size])[1],
-                             question).cpu()
-                for i in range(0, len(arrays), batch_size)
-            ]
-        return torch.cat(scores).numpy()
+        return detection.detect(self, images, question, batch_size, masks)
 
     def preprocess_masks(self, masks: Sequence[Any], sizes: Sequence[tuple[int, int]]) -> torch.Tensor:
         """Masks, one per image of the given ``sizes``, -> ``[B, 1, S, S]`` in {0, 1} at the model's size."""
