@@ -41,9 +41,10 @@ from forensix.models.decoding import NGramDrafts
 from forensix.models.fl_expert import FLExpert
 from forensix.models.heads import HeadRegistry
 from forensix.models.language import answer_token_ids, load_language_model
+from forensix.models.lora import inject_lora
 from forensix.models.mask_encoder import MaskEncoder, region_features, top_mean
 from forensix.models.modes import eval_mode
-from forensix.models.native import RESOLUTIONS, stitched, tile_windows
+from forensix.models.native import RESOLUTIONS, native_probabilities, pooled, stitched
 from forensix.models.objectives import LocalizerOutput, localizer_loss
 from forensix.models.outputs import Reply, VisionOutput
 from forensix.models.pixels import as_pixels, image_arrays, mask_tensor, probability_maps, resized
@@ -120,18 +121,10 @@ class ForensixModel(HookedModule):
     # ------------------------------------------------------------------ LoRA
     def enable_lora(self) -> None:
         """Inject LoRA adapters (``peft``) into the language model's attention projections (stage 3)."""
-        if self.lora_enabled:
-            return
-        from peft import LoraConfig, inject_adapter_in_model
-
-        lc = self.config.language
-        lora = LoraConfig(
-            r=lc.lora_r, lora_alpha=lc.lora_alpha, lora_dropout=lc.lora_dropout, target_modules=list(lc.lora_targets)
-        )
-        torch.manual_seed(self.config.seed + 3)
-        inject_adapter_in_model(lora, self.lm)
-        self.lora_enabled = True
-        self.setup_hooks()
+        if not self.lora_enabled:
+            inject_lora(self.lm, self.config.language, self.config.seed + 3)
+            self.lora_enabled = True
+            self.setup_hooks()
 
     # ------------------------------------------------------------------ vision side
     def preprocess(self, images: Any) -> tuple[torch.Tensor, list[tuple[int, int]]]:
@@ -167,9 +160,7 @@ class ForensixModel(HookedModule):
                     for a in image_arrays(images)]
 
     def _native_region(self, masks: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Native probabilities pooled (area) to ``[B, 1, S, S]``: what the mask encoder and the region words read."""
-        size = self.config.image_size
-        return torch.cat([F.adaptive_avg_pool2d(m, (size, size)) for m in masks]).to(self.device)
+        return pooled(masks, self.config.image_size).to(self.device)
 
     def region_for(self, image: Any) -> torch.Tensor | None:
         """The mask the language side reads for ``image`` when it is not computed from the model's copy:
@@ -208,21 +199,6 @@ class ForensixModel(HookedModule):
         """
         return self._vision_side(images, mask)[0]
 
-    def _native_localizer(self, vis: Any, native: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """The localizer's probability maps (CPU) on each photo's own pixels ``[1, 3, H, W]``, sharing this pass's
-        ViT output when the photo runs whole (tiles run as images of their own)."""
-        maps = []
-        tile, overlap = self.config.native_tile, self.config.native_overlap
-        for i, x in enumerate(native):
-            if len(tile_windows(*x.shape[-2:], tile, overlap)) == 1:
-                trace = self.trace(x.to(self.device), vis.grid)
-                logits = self.fl_expert([p[i : i + 1] + trace.tokens for p in vis.layer_patches], self.prompts(),
-                                        trace.features, vis.grid).logits
-            else:
-                logits = stitched(lambda t: self.localizer_logits(t.to(self.device)), x, tile, overlap)
-            maps.append(logits.float().sigmoid().cpu())
-        return maps
-
     def _vision_side(self, images: torch.Tensor, mask: torch.Tensor | None, native: Sequence[torch.Tensor] | None = None,
                      ) -> tuple[VisionOutput, LocalizerOutput | None, list[torch.Tensor] | None]:
         """:meth:`encode_image`'s tensors, the FL-Expert's whole output (what the localizer's objective reads)
@@ -236,7 +212,7 @@ class ForensixModel(HookedModule):
             localizer = self.fl_expert([p + trace.tokens for p in vis.layer_patches], self.prompts(), trace.features, vis.grid)
             mask_logits = localizer.logits
         else:
-            maps = self._native_localizer(vis, native)
+            maps = native_probabilities(self, vis, native)
             # the language side reads the copy, trace tokens included; the hooks show the localizer's pass on the photo
             trace = self.trace(images, vis.grid, record=False)
             mask_logits = torch.logit(self._native_region(maps).clamp(1e-6, 1 - 1e-6))
