@@ -49,7 +49,7 @@ from forensix.models.objectives import LocalizerOutput, localizer_loss
 from forensix.models.outputs import Reply, VisionOutput
 from forensix.models.pixels import as_pixels, image_arrays, mask_tensor, probability_maps, resized
 from forensix.models.projector import Projector
-from forensix.models.prompting import IGNORE, IMAGE_SLOT, TokenBatch, encode_conversation, pad_batch
+from forensix.models.prompting import IGNORE, IMAGE_SLOT, TokenBatch, tokenize
 from forensix.models.prompts import ForgeryPrompts
 from forensix.models.trace import TraceBranch
 from forensix.models.vision import VisionEncoder
@@ -255,17 +255,7 @@ class ForensixModel(HookedModule):
 
         ``prompter_words`` (``(region words, clue words)`` per conversation, from :meth:`prompter_words`) follow the mask tokens.
         """
-        lc = self.config.language
-        encoded = [
-            encode_conversation(
-                self.tokenizer, messages, system=lc.system_prompt, n_image=self.config.image_token_grid**2,
-                n_mask=self.config.mask_encoder.num_tokens, region_text=region, clue_text=clues,
-                add_generation_prompt=add_generation_prompt,
-                max_chars=lc.max_prompt_chars,
-            ).truncated(max_tokens)
-            for messages, (region, clues) in zip(conversations, prompter_words)
-        ]
-        return pad_batch(encoded, self.tokenizer.pad_token_id, side=side)
+        return tokenize(self.tokenizer, self.config, conversations, prompter_words, add_generation_prompt, side, max_tokens)
 
     def embed(self, tokens: TokenBatch, vision: VisionOutput) -> torch.Tensor:
         """Input embeddings with the image and mask slots overwritten by the vision side's tokens."""
