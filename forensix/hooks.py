@@ -38,7 +38,6 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
 from forensix.errors import BadConfigError, UnknownHookError
 
 HookFn = Callable[[torch.Tensor, "HookPoint"], "torch.Tensor | None"]
-NamesFilter = "str | Iterable[str] | Callable[[str], bool] | None"
 
 #: Name of the hookable attention implementation registered with ``transformers``.
 HOOKED_ATTENTION = "forensix"
@@ -312,10 +311,82 @@ def name_hook_points(root: nn.Module) -> dict[str, HookPoint]:
     return points
 
 
+class HookedModule(nn.Module):
+    """A root module whose :class:`HookPoint` s are reached by name, as TransformerLens's ``HookedRootModule``.
+
+    A subclass builds its pieces and then calls :meth:`setup_hooks` (again after adding modules, e.g.
+    adapters). ``_attention_roots`` names the ``transformers`` models whose ``attn.pattern`` points need
+    hookable attention; ``_cached_call`` is what :meth:`run_with_cache` runs (the forward pass here).
+
+    Example:
+        >>> class Double(HookedModule):
+        ...     def __init__(self) -> None:
+        ...         super().__init__()
+        ...         self.hook_in = HookPoint("double.in")
+        ...         self.setup_hooks()
+        ...     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ...         return 2 * self.hook_in(x)
+        >>> model = Double()
+        >>> model.hook_names()
+        ['double.in']
+        >>> out, cache = model.run_with_cache(torch.ones(1))
+        >>> out.item(), cache["double.in"].item()
+        (2.0, 1.0)
+        >>> with model.hooks([("double.*", lambda t, hook: t + 1)]):
+        ...     model(torch.ones(1)).item()
+        4.0
+    """
+
+    _hook_points: dict[str, HookPoint]
+
+    def setup_hooks(self) -> None:
+        """Name every hook point under this module; call it after building the module or adding pieces."""
+        self._hook_points = name_hook_points(self)
+
+    def hook_names(self) -> list[str]:
+        """All hook point names, in data-flow order of registration."""
+        return list(self._hook_points)
+
+    def _attention_roots(self) -> dict[str, nn.Module]:
+        """Hook-name prefix -> the ``transformers`` model whose attention patterns those hook points are."""
+        return {}
+
+    def _cached_call(self, inputs: Any, **kwargs: Any) -> Any:
+        """What :meth:`run_with_cache` runs: the forward pass."""
+        return self(inputs, **kwargs)
+
+    @contextlib.contextmanager
+    def hooks(self, fwd_hooks: Iterable[tuple[str, HookFn]] = ()) -> Iterator[HookedModule]:
+        """Attach ``(name_or_glob, fn)`` hooks; attention-pattern hooks switch on hookable attention.
+
+        Hooks are removed, and attention backends restored, on exit, also when the body raises.
+        """
+        fwd_hooks = list(fwd_hooks)
+        names = [n for pattern, _ in fwd_hooks for n in resolve_names(pattern, self._hook_points)]
+        with contextlib.ExitStack() as stack:
+            for prefix, module in self._attention_roots().items():
+                if any(n.startswith(prefix) and n.endswith("attn.pattern") for n in names):
+                    stack.enter_context(attention_implementation(module, HOOKED_ATTENTION))
+            stack.enter_context(add_hooks(self._hook_points, fwd_hooks))
+            yield self
+
+    def run_with_cache(self, inputs: Any, names_filter: Any = None, *, detach: bool = True, **kwargs: Any) -> tuple[Any, Cache]:
+        """Run the module on ``inputs`` and record the selected hook points (detached unless ``detach=False``).
+
+        ``names_filter``: a name, glob, list, predicate or None (all); ``kwargs`` go to the run.
+        """
+        cache = Cache()
+        names = resolve_names(names_filter, self._hook_points)
+        with self.hooks(caching_hooks(cache, names, detach=detach)):
+            output = self._cached_call(inputs, **kwargs)
+        return output, cache
+
+
 __all__ = [
     "HOOKED_ATTENTION",
     "Cache",
     "HookPoint",
+    "HookedModule",
     "add_hooks",
     "attention_implementation",
     "add_output_hook_point",

@@ -30,10 +30,10 @@ def test_vision_side_shapes(tiny_model, batch, height, width):
     cfg = tiny_model.config
     with torch.no_grad():
         out = tiny_model.encode_image(torch.rand(batch, 3, height, width))
-    assert out["mask_logits"].shape == (batch, 1, height, width)
-    assert out["clue_logits"].shape[0] == batch
-    assert out["image_tokens"].shape == (batch, cfg.image_token_grid**2, tiny_model.lm.config.hidden_size)
-    assert out["mask_tokens"].shape == (batch, cfg.mask_encoder.num_tokens, tiny_model.lm.config.hidden_size)
+    assert out.mask_logits.shape == (batch, 1, height, width)
+    assert out.clue_logits.shape[0] == batch
+    assert out.image_tokens.shape == (batch, cfg.image_token_grid**2, tiny_model.lm.config.hidden_size)
+    assert out.mask_tokens.shape == (batch, cfg.mask_encoder.num_tokens, tiny_model.lm.config.hidden_size)
 
 
 def test_cache_holds_the_tensors_the_forward_used(tiny_model, stage2_batch):
@@ -129,7 +129,7 @@ def test_detect_reads_the_given_masks_instead_of_the_predicted_ones(tiny_model):
     given = tiny_model.detect([image, image], masks=[region, np.zeros_like(region)])
     with torch.no_grad():
         pixels, _ = tiny_model.preprocess([image])
-        by_hand = tiny_model._p_fake(tiny_model.encode_image(pixels, torch.from_numpy(region).float()[None, None]))
+        by_hand = tiny_model.p_fake(tiny_model.encode_image(pixels, torch.from_numpy(region).float()[None, None]))
     assert given[0] == pytest.approx(float(by_hand), abs=1e-6)
     assert given[0] != pytest.approx(given[1], abs=1e-6)  # the mask tokens reach the verdict
     assert tiny_model.detect([image])[0] != pytest.approx(given[0], abs=1e-6)
@@ -150,11 +150,11 @@ def test_region_words_describe_the_mask_the_mask_encoder_reads(fresh_tiny_model)
     model.config.region_in_prompt = True
     region, clues = model.prompter_words(given)[0]
     assert region.startswith(" Region: in the bottom-right of the image") and "about 10% of the image" in region
-    assert clues == model.clue_text(given["clue_logits"])[0]
+    assert clues == model.clue_text(given.clue_logits)[0]
     model.config.mask_threshold = 1.01  # nothing of the predicted mask passes: the prompter says so
-    assert model.region_text(predicted["region_mask"]) == [" Region: none."]
+    assert model.region_text(predicted.region_mask) == [" Region: none."]
     model.config.mask_threshold = 0.0  # every pixel passes
-    assert model.region_text(predicted["region_mask"])[0].endswith("a large area (about 100% of the image).")
+    assert model.region_text(predicted.region_mask)[0].endswith("a large area (about 100% of the image).")
     a = model.analyze(image)
     prompt = model.tokenizer.decode(a.prompt_ids)
     assert "(about 100% of the image). Clues:" in prompt
@@ -270,7 +270,7 @@ def test_presets_are_known_and_validated():
 def test_a_shallow_decoder_still_returns_mask_logits_at_input_resolution(decoder):
     model = ForensixModel.from_config("tiny", localizer={"decoder_channels": decoder})
     with torch.no_grad():
-        logits = model.encode_image(torch.rand(2, 3, 64, 96))["mask_logits"]
+        logits = model.encode_image(torch.rand(2, 3, 64, 96)).mask_logits
     assert logits.shape == (2, 1, 64, 96)
     assert len(model.fl_expert.up) == len(decoder) - 1
 

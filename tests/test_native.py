@@ -87,7 +87,7 @@ def test_resize_mode_keeps_the_old_path_and_differs_from_native(fresh_tiny_model
     resized = model.mask_probabilities(image)[0]
     pixels, sizes = model.preprocess(image)
     with torch.no_grad():
-        logits = model.encode_image(pixels)["mask_logits"]
+        logits = model.encode_image(pixels).mask_logits
     expected = torch.nn.functional.interpolate(logits.sigmoid(), size=sizes[0], mode="bilinear", align_corners=False)
     np.testing.assert_allclose(resized, expected[0, 0].numpy(), atol=1e-6)
     assert native.shape == resized.shape and not np.allclose(native, resized, atol=1e-3)

@@ -27,6 +27,7 @@ from forensix.explain.replay import (P_FAKE, ForcedSequence, analysis_mode, appe
                                      teacher_force)
 from forensix.explain.results import escape, heat_png_uri, html_result
 from forensix.explain.rollout import upsample_to_pixels
+from forensix.models.outputs import VisionOutput
 
 __all__ = ["PatchAttribution", "attribute_patches"]
 
@@ -93,7 +94,7 @@ def attribute_patches(
         pixels, sizes = model.preprocess(image)
         region = model.region_for(image)  # native mode: the localizer's own mask stays as analyze saw it
 
-        def vision_of(px: Tensor) -> dict[str, Tensor]:
+        def vision_of(px: Tensor) -> VisionOutput:
             return model.encode_image(px, None if region is None else region.expand(px.shape[0], -1, -1, -1))
 
         s = pixels.shape[-1]
@@ -104,7 +105,7 @@ def attribute_patches(
                 raise BadConfigError(f"target={target!r}: use 'p_fake' or a generated-token index")
 
             def score(px: Tensor) -> Tensor:
-                return model._p_fake(vision_of(px))
+                return model.p_fake(vision_of(px))
 
             name = P_FAKE
         else:
@@ -139,7 +140,7 @@ def attribute_patches(
     return PatchAttribution(pixels=pix, grid=grid, base_score=base_score, target=name, method=method, image_size=tuple(sizes[0]))
 
 
-def _embed_batch(model: Any, forced: ForcedSequence, vision: dict[str, Tensor], b: int) -> Tensor:
+def _embed_batch(model: Any, forced: ForcedSequence, vision: VisionOutput, b: int) -> Tensor:
     """Prompt embeddings ``[b, P, D]`` of the forced prompt with ``b`` images' vision tokens in the slots."""
     t = forced.tokens
     grow = {k: v.expand(b, *v.shape[1:]) for k, v in vars(t).items() if isinstance(v, Tensor)}

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from forensix.errors import BadConfigError
 from forensix.explain.rollout import preserved_model_state
 from forensix.hooks import attention_implementation
+from forensix.models.outputs import VisionOutput
 
 __all__ = [
     "P_FAKE",
@@ -88,7 +89,7 @@ class ForcedSequence:
     prompt_embeds: Tensor
     prompt_ids: Tensor
     generated: Tensor
-    vision: dict[str, Tensor]
+    vision: VisionOutput
     tokens: Any
 
 
@@ -119,7 +120,7 @@ def append_generated(forced: ForcedSequence, prompt_embeds: Tensor, needed: int,
     generated tokens appended (embedded by ``embed``), and how many last logits predict the ``needed`` tokens.
 
     Example:
-        >>> forced = ForcedSequence(torch.zeros(4, 8), torch.zeros(4), torch.tensor([5, 6, 7]), {}, None)
+        >>> forced = ForcedSequence(torch.zeros(4, 8), torch.zeros(4), torch.tensor([5, 6, 7]), None, None)
         >>> seq, keep = append_generated(forced, torch.zeros(2, 4, 8), 3, torch.nn.Embedding(10, 8))
         >>> tuple(seq.shape), keep
         ((2, 6, 8), 3)

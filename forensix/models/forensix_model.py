@@ -17,10 +17,7 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import json
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,55 +25,42 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import LogitsProcessorList
 
 from forensix.baselines.base import Localization
-from forensix.checkpoint import read_checkpoint, write_checkpoint
 from forensix.config import ForensixConfig, get_config
 from forensix.data.conversations import DETECTION_QUESTION, analysis_question
-from forensix.data.describe import CLUES, location_phrase, phrasebook, size_phrase
-from forensix.data.io import as_image_array, as_mask_array
-from forensix.errors import BadCheckpointError, BadConfigError, BadImageError, BadMaskError, BadPromptError, ForensixError
+from forensix.data.describe import CLUES, phrasebook
+from forensix.errors import BadConfigError, BadPromptError
 from forensix.eval.calibration import image_threshold
-from forensix.hooks import (
-    HOOKED_ATTENTION,
-    Cache,
-    HookFn,
-    add_hooks,
-    add_output_hook_point,
-    attention_implementation,
-    caching_hooks,
-    install_block_hooks,
-    name_hook_points,
-    resolve_names,
-)
+from forensix.hooks import Cache, HookedModule, add_output_hook_point, caching_hooks, install_block_hooks, resolve_names
+from forensix.models import detection, generation, persistence, prompter
 from forensix.models.analysis import Analysis
 from forensix.models.clue_head import ClueHead
+from forensix.models.conversation import Conversation
+from forensix.models.decoding import NGramDrafts
 from forensix.models.fl_expert import FLExpert
-from forensix.models.objectives import LocalizerOutput, localizer_loss
-from forensix.models.decoding import Decoded, FirstTokens, NGramDrafts, greedy_decode
-from forensix.models.lora import merged_lora
 from forensix.models.heads import HeadRegistry
 from forensix.models.language import answer_token_ids, load_language_model
+from forensix.models.lora import inject_lora
 from forensix.models.mask_encoder import MaskEncoder, region_features, top_mean
-from forensix.models.native import RESOLUTIONS, stitched, tile_windows
+from forensix.models.modes import eval_mode
+from forensix.models.native import RESOLUTIONS, native_probabilities, pooled, stitched
+from forensix.models.objectives import LocalizerOutput, localizer_loss
+from forensix.models.outputs import Reply, VisionOutput
+from forensix.models.pixels import as_pixels, image_arrays, mask_tensor, probability_maps, resized
 from forensix.models.projector import Projector
-from forensix.weights import resolve_model_path
-from forensix.models.prompting import IGNORE, IMAGE_SLOT, TokenBatch, encode_conversation, pad_batch
+from forensix.models.prompting import IGNORE, IMAGE_SLOT, TokenBatch, tokenize
 from forensix.models.prompts import ForgeryPrompts
 from forensix.models.trace import TraceBranch
 from forensix.models.vision import VisionEncoder
 
-#: Pieces of the model, in data-flow order; stage specs and parameter tables use these names.
-#: Training tokens added for the region words (the longest phrases take about 45 SmolLM2 tokens), so they do not cut the answer.
-REGION_WORDS_ROOM = 48
 #: The localizer's detection evidence: the mean of the top 1 % of its mask probabilities (``forensix.eval.model_quality.mask_top``).
 MASK_SCORE_FRACTION = 0.01
-
+#: Pieces of the model, in data-flow order; stage specs and parameter tables use these names.
 PIECES = ("vision", "trace", "fusion", "prompts", "fl_expert", "mask_encoder", "clue_head", "projector", "lm", "heads")
 
 
-class ForensixModel(nn.Module):
+class ForensixModel(HookedModule):
     """The composite IFDL model; see the module docstring. Build with :meth:`from_config`."""
 
     def __init__(self, config: ForensixConfig, lm_bundle=None) -> None:
@@ -108,7 +92,7 @@ class ForensixModel(nn.Module):
         self._phrasebook_ids = [self.tokenizer(" " + p, add_special_tokens=False)["input_ids"] for p in phrasebook()]
         self.reset_draft_memory()
         self._answer_ids = answer_token_ids(self.tokenizer, ("fake", "real"))
-        self._refresh_hook_points()
+        self.setup_hooks()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -117,9 +101,6 @@ class ForensixModel(nn.Module):
         cfg = get_config(config, **overrides) if isinstance(config, str) else config
         return cls(cfg)
 
-    def _refresh_hook_points(self) -> None:
-        self._hook_points = name_hook_points(self)
-
     @property
     def device(self) -> torch.device:
         return self.fusion.weight.device
@@ -127,15 +108,6 @@ class ForensixModel(nn.Module):
     @property
     def name(self) -> str:
         return f"forensix-{self.config.preset}"
-
-    def hook_names(self) -> list[str]:
-        """All hook point names, in data-flow order of registration.
-
-        Example:
-            >>> "fl_expert.mask_logits" in ForensixModel.from_config("tiny").hook_names()
-            True
-        """
-        return list(self._hook_points)
 
     def reset_draft_memory(self) -> None:
         """Forget earlier answers: the n-gram drafts of single-image decoding start again from the
@@ -149,47 +121,26 @@ class ForensixModel(nn.Module):
     # ------------------------------------------------------------------ LoRA
     def enable_lora(self) -> None:
         """Inject LoRA adapters (``peft``) into the language model's attention projections (stage 3)."""
-        if self.lora_enabled:
-            return
-        from peft import LoraConfig, inject_adapter_in_model
-
-        lc = self.config.language
-        lora = LoraConfig(
-            r=lc.lora_r, lora_alpha=lc.lora_alpha, lora_dropout=lc.lora_dropout, target_modules=list(lc.lora_targets)
-        )
-        torch.manual_seed(self.config.seed + 3)
-        inject_adapter_in_model(lora, self.lm)
-        self.lora_enabled = True
-        self._refresh_hook_points()
+        if not self.lora_enabled:
+            inject_lora(self.lm, self.config.language, self.config.seed + 3)
+            self.lora_enabled = True
+            self.setup_hooks()
 
     # ------------------------------------------------------------------ vision side
-    @staticmethod
-    def _arrays(images: Any) -> list[np.ndarray]:
-        """Images (arrays, PIL, paths, tensors, or a list of them) -> ``uint8`` arrays, with clear errors."""
-        if isinstance(images, torch.Tensor) and images.ndim == 4:
-            items = list(images)
-        elif isinstance(images, (list, tuple)):
-            items = list(images)
-        else:
-            items = [images]
-        if not items:
-            raise BadImageError("images: got an empty batch; pass at least one image")
-        return [as_image_array(x, name=f"images[{i}]") for i, x in enumerate(items)]
-
     def preprocess(self, images: Any) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """Images (arrays, PIL, paths, tensors) -> ``[B, 3, S, S]`` at the model's size, plus original sizes.
 
         This is the copy the semantic ViT and the language side read; with ``resolution="native"`` the
         localizer reads the photos themselves (:meth:`native_masks`).
         """
-        arrays = self._arrays(images)
-        pixels = [_resized(_as_pixels(a), self.config.image_size) for a in arrays]
+        arrays = image_arrays(images)
+        pixels = [resized(as_pixels(a), self.config.image_size) for a in arrays]
         return torch.cat(pixels).to(self.device), [a.shape[:2] for a in arrays]
 
     def localizer_logits(self, pixels: torch.Tensor) -> torch.Tensor:
         """Mask logits ``[B, 1, H, W]`` of images at their own size: the ViT reads a copy at the model's size,
         the trace branch and the FL-Expert the pixels themselves."""
-        vis = self.vision(_resized(pixels, self.config.image_size))
+        vis = self.vision(resized(pixels, self.config.image_size))
         trace = self.trace(pixels, vis.grid)
         return self.fl_expert([p + trace.tokens for p in vis.layer_patches], self.prompts(), trace.features, vis.grid).logits
 
@@ -203,15 +154,13 @@ class ForensixModel(nn.Module):
             >>> [m.shape[-2:] for m in model.native_masks([np.zeros((37, 90, 3), np.uint8)])]
             [torch.Size([37, 90])]
         """
-        with _eval_mode(self):
-            return [stitched(lambda x: self.localizer_logits(x.to(self.device)), _as_pixels(a),
+        with eval_mode(self):
+            return [stitched(lambda x: self.localizer_logits(x.to(self.device)), as_pixels(a),
                              self.config.native_tile, self.config.native_overlap).sigmoid()
-                    for a in self._arrays(images)]
+                    for a in image_arrays(images)]
 
     def _native_region(self, masks: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Native probabilities pooled (area) to ``[B, 1, S, S]``: what the mask encoder and the region words read."""
-        size = self.config.image_size
-        return torch.cat([F.adaptive_avg_pool2d(m, (size, size)) for m in masks]).to(self.device)
+        return pooled(masks, self.config.image_size).to(self.device)
 
     def region_for(self, image: Any) -> torch.Tensor | None:
         """The mask the language side reads for ``image`` when it is not computed from the model's copy:
@@ -222,7 +171,7 @@ class ForensixModel(nn.Module):
         return self._native_region(self.native_masks(image)) if self.config.resolution == "native" else None
 
     def _encode(self, images: Any, masks: Sequence[Any] | None = None,
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor], list[np.ndarray]]:
+                ) -> tuple[torch.Tensor, VisionOutput, list[np.ndarray]]:
         """Preprocessed copy, vision tensors and one probability map per image at its own size.
 
         ``masks`` (user masks) replace the predicted ones; otherwise the localizer runs at native
@@ -230,43 +179,28 @@ class ForensixModel(nn.Module):
         """
         if self.config.resolution not in RESOLUTIONS:
             raise BadConfigError(f"config.resolution={self.config.resolution!r}; choose one of {RESOLUTIONS}")
-        arrays = self._arrays(images)
+        arrays = image_arrays(images)
         pixels, sizes = self.preprocess(arrays)
         if masks is not None:
             vision = self.encode_image(pixels, self.preprocess_masks(masks, sizes))
-            return pixels, vision, _probability_maps(vision["mask_logits"], sizes)
+            return pixels, vision, probability_maps(vision.mask_logits, sizes)
         if self.config.resolution == "native":
-            vision, _, native = self._vision_side(pixels, None, native=[_as_pixels(a) for a in arrays])
+            vision, _, native = self._vision_side(pixels, None, native=[as_pixels(a) for a in arrays])
             return pixels, vision, [m[0, 0].numpy().astype(np.float32) for m in native]
         vision = self.encode_image(pixels)
-        return pixels, vision, _probability_maps(vision["mask_logits"], sizes)
+        return pixels, vision, probability_maps(vision.mask_logits, sizes)
 
-    def encode_image(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def encode_image(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> VisionOutput:
         """Run the vision side on ``[B, 3, H, W]`` images in ``[0, 1]``.
 
-        Returns mask logits, clue logits, image tokens, mask tokens and ``region_mask``, the mask the
-        mask encoder read (``mask`` when given, e.g. the ground truth in stage 2, else the predicted
-        probabilities).
+        Returns a :class:`~forensix.models.outputs.VisionOutput`: mask logits, mask score, clue logits,
+        mask tokens, image tokens and ``region_mask``, the mask the mask encoder read (``mask`` when
+        given, e.g. the ground truth in stage 2, else the predicted probabilities).
         """
         return self._vision_side(images, mask)[0]
 
-    def _native_localizer(self, vis: Any, native: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """The localizer's probability maps (CPU) on each photo's own pixels ``[1, 3, H, W]``, sharing this pass's
-        ViT output when the photo runs whole (tiles run as images of their own)."""
-        maps = []
-        tile, overlap = self.config.native_tile, self.config.native_overlap
-        for i, x in enumerate(native):
-            if len(tile_windows(*x.shape[-2:], tile, overlap)) == 1:
-                trace = self.trace(x.to(self.device), vis.grid)
-                logits = self.fl_expert([p[i : i + 1] + trace.tokens for p in vis.layer_patches], self.prompts(),
-                                        trace.features, vis.grid).logits
-            else:
-                logits = stitched(lambda t: self.localizer_logits(t.to(self.device)), x, tile, overlap)
-            maps.append(logits.float().sigmoid().cpu())
-        return maps
-
     def _vision_side(self, images: torch.Tensor, mask: torch.Tensor | None, native: Sequence[torch.Tensor] | None = None,
-                     ) -> tuple[dict[str, torch.Tensor], LocalizerOutput | None, list[torch.Tensor] | None]:
+                     ) -> tuple[VisionOutput, LocalizerOutput | None, list[torch.Tensor] | None]:
         """:meth:`encode_image`'s tensors, the FL-Expert's whole output (what the localizer's objective reads)
         and, with ``native`` (the photos at their own size), their probability maps, which the mask encoder
         then reads pooled to the model's size (the FL-Expert output is then ``None``). With ``native`` the
@@ -278,7 +212,7 @@ class ForensixModel(nn.Module):
             localizer = self.fl_expert([p + trace.tokens for p in vis.layer_patches], self.prompts(), trace.features, vis.grid)
             mask_logits = localizer.logits
         else:
-            maps = self._native_localizer(vis, native)
+            maps = native_probabilities(self, vis, native)
             # the language side reads the copy, trace tokens included; the hooks show the localizer's pass on the photo
             trace = self.trace(images, vis.grid, record=False)
             mask_logits = torch.logit(self._native_region(maps).clamp(1e-6, 1 - 1e-6))
@@ -286,63 +220,32 @@ class ForensixModel(nn.Module):
         mask_for_tokens = mask if mask is not None else mask_logits.detach().sigmoid()
         region = region_features(mask_for_tokens, fused, vis.grid, self.config.mask_encoder.layout)
         clue_logits = self.clue_head(torch.cat([region, fused.mean(1)], dim=1))
-        tensors = {
-            "mask_logits": mask_logits,
-            "mask_score": top_mean(mask if mask is not None else mask_logits.sigmoid(), MASK_SCORE_FRACTION),
-            "clue_logits": clue_logits,
-            "mask_tokens": self.mask_encoder(region),
-            "region_mask": mask_for_tokens.detach(),
-            "image_tokens": self.projector(fused, vis.grid),
-        }
-        return tensors, localizer, maps
+        vision = VisionOutput(
+            mask_logits=mask_logits,
+            mask_score=top_mean(mask if mask is not None else mask_logits.sigmoid(), MASK_SCORE_FRACTION),
+            clue_logits=clue_logits,
+            mask_tokens=self.mask_encoder(region),
+            region_mask=mask_for_tokens.detach(),
+            image_tokens=self.projector(fused, vis.grid),
+        )
+        return vision, localizer, maps
 
     # ------------------------------------------------------------------ language side
     def clue_text(self, clue_logits: torch.Tensor) -> list[str]:
-        """The forgery prompter's words for the prompt, one string per image ('' when disabled)."""
-        if not self.config.clues_in_prompt:
-            return [""] * clue_logits.shape[0]
-        texts = []
-        for row in clue_logits.sigmoid().tolist():
-            names = [c for c, p in zip(CLUES, row) if p >= self.config.clue_threshold]
-            texts.append(f" Clues: {', '.join(names)}." if names else " Clues: none.")
-        return texts
+        """The forgery prompter's words per image (:func:`forensix.models.prompter.clue_text`)."""
+        return prompter.clue_text(clue_logits, self.config)
 
     def region_text(self, region_mask: torch.Tensor) -> list[str]:
-        """The region prompter's words: where the mask the mask encoder reads lies, and its size ('' when disabled).
-
-        ``region_mask`` ``[B, 1, S, S]`` holds probabilities (the predicted mask, binarised at
-        :meth:`mask_cut`) or a given mask in {0, 1}. Soft mask tokens alone do not teach the
-        language model *where*; these words it can copy.
-
-        Example:
-            >>> model = ForensixModel.from_config("tiny")
-            >>> model.config.region_in_prompt = True
-            >>> m = torch.zeros(1, 1, 64, 64); m[..., :20, :20] = 1
-            >>> model.region_text(m)
-            [' Region: in the top-left of the image, near the top and left edges, a medium-sized area (about 10% of the image).']
-        """
-        if not self.config.region_in_prompt:
-            return [""] * region_mask.shape[0]
-        texts = []
-        for probs in region_mask[:, 0].float().cpu().numpy():
-            binary = probs >= self.mask_cut(probs)
-            texts.append(f" Region: {location_phrase(binary)}, {size_phrase(binary)}." if binary.any() else " Region: none.")
-        return texts
+        """The region prompter's words per image (:func:`forensix.models.prompter.region_text`)."""
+        return prompter.region_text(region_mask, self.config)
 
     def train_token_limit(self) -> int:
-        """Where training sequences are cut: ``language.max_train_tokens``, plus room for the region words when they are on.
+        """Where training sequences are cut (:func:`forensix.models.prompter.train_token_limit`)."""
+        return prompter.train_token_limit(self.config)
 
-        Example:
-            >>> model = ForensixModel.from_config("tiny")
-            >>> before = model.train_token_limit(); model.config.region_in_prompt = True
-            >>> model.train_token_limit() - before
-            48
-        """
-        return self.config.language.max_train_tokens + (REGION_WORDS_ROOM if self.config.region_in_prompt else 0)
-
-    def prompter_words(self, vision: dict[str, torch.Tensor]) -> list[tuple[str, str]]:
+    def prompter_words(self, vision: VisionOutput) -> list[tuple[str, str]]:
         """What follows the mask tokens in each prompt: ``(region words, clue words)`` (from :meth:`encode_image`)."""
-        return list(zip(self.region_text(vision["region_mask"]), self.clue_text(vision["clue_logits"])))
+        return prompter.prompter_words(vision, self.config)
 
     def tokenize(
         self, conversations: Sequence[list[dict]], prompter_words: Sequence[tuple[str, str]], add_generation_prompt: bool = False,
@@ -352,59 +255,42 @@ class ForensixModel(nn.Module):
 
         ``prompter_words`` (``(region words, clue words)`` per conversation, from :meth:`prompter_words`) follow the mask tokens.
         """
-        lc = self.config.language
-        encoded = [
-            encode_conversation(
-                self.tokenizer, messages, system=lc.system_prompt, n_image=self.config.image_token_grid**2,
-                n_mask=self.config.mask_encoder.num_tokens, region_text=region, clue_text=clues,
-                add_generation_prompt=add_generation_prompt,
-                max_chars=lc.max_prompt_chars,
-            ).truncated(max_tokens)
-            for messages, (region, clues) in zip(conversations, prompter_words)
-        ]
-        return pad_batch(encoded, self.tokenizer.pad_token_id, side=side)
+        return tokenize(self.tokenizer, self.config, conversations, prompter_words, add_generation_prompt, side, max_tokens)
 
-    def embed(self, tokens: TokenBatch, vision: dict[str, torch.Tensor]) -> torch.Tensor:
+    def embed(self, tokens: TokenBatch, vision: VisionOutput) -> torch.Tensor:
         """Input embeddings with the image and mask slots overwritten by the vision side's tokens."""
         embeds = self.lm.get_input_embeddings()(tokens.ids.to(self.device))
         image_slots = tokens.image_slots.to(self.device)
-        embeds = embeds.masked_scatter(image_slots.unsqueeze(-1), vision["image_tokens"].to(embeds.dtype))
+        embeds = embeds.masked_scatter(image_slots.unsqueeze(-1), vision.image_tokens.to(embeds.dtype))
         has_mask = tokens.mask_slots.any(dim=1)
         if has_mask.any():
             mask_slots = tokens.mask_slots.to(self.device)
-            embeds = embeds.masked_scatter(mask_slots.unsqueeze(-1), vision["mask_tokens"][has_mask.to(self.device)].to(embeds.dtype))
+            embeds = embeds.masked_scatter(mask_slots.unsqueeze(-1), vision.mask_tokens[has_mask.to(self.device)].to(embeds.dtype))
         return embeds
+
+    def _answers(self) -> tuple[int, int]:
+        return self._answer_ids["fake"][0], self._answer_ids["real"][0]
 
     def answer_log_probs(self, last_logits: torch.Tensor) -> torch.Tensor:
         """Log-probabilities ``[B, 2]`` of the answers ("fake", "real") from next-token logits ``[B, V]``.
 
         Every answer word is a single token for SmolLM2's tokenizer; other tokenizers are checked at load.
         """
-        log_probs = last_logits.float().log_softmax(dim=-1)
-        ids = [self._answer_ids["fake"][0], self._answer_ids["real"][0]]
-        return log_probs[:, ids]
+        return detection.answer_log_probs(last_logits, self._answers())
 
     def detection_margin(self, last_logits: torch.Tensor) -> torch.Tensor:
         """``log P(fake) - log P(real)`` of the answer words, ``[B]``: the FakeScope evidence before calibration."""
-        answers = self.answer_log_probs(last_logits)
-        return answers[:, 0] - answers[:, 1]
+        return detection.detection_margin(last_logits, self._answers())
 
     def p_fake_from_logits(self, last_logits: torch.Tensor, mask_score: torch.Tensor | None = None) -> torch.Tensor:
-        """FakeScope rule, P(fake) = softmax over the two answer words' log-probabilities, then the detection
-        calibration fitted on validation data: ``sigmoid(scale * margin + mask_weight * logit(mask_score) + bias)``,
-        where ``mask_score`` ``[B]`` is the localizer's own evidence (the top-mean of the mask the mask encoder
-        read, ``vision["mask_score"]``). FakeScope's rule alone when scale, mask_weight, bias = 1, 0, 0."""
-        evidence = self.config.detection_scale * self.detection_margin(last_logits) + self.config.detection_bias
-        if self.config.detection_mask_weight:
-            if mask_score is None:
-                raise ValueError("p_fake_from_logits: this model's detection reads the mask score too; pass mask_score")
-            evidence = evidence + self.config.detection_mask_weight * torch.logit(mask_score.float().clamp(1e-4, 1 - 1e-4))
-        return torch.sigmoid(evidence)
+        """FakeScope's P(fake) from next-token logits, calibrated with ``mask_score`` ``[B]`` (``vision.mask_score``)
+        as :mod:`forensix.models.detection` describes."""
+        return detection.calibrated_p_fake(self.detection_margin(last_logits), self.config, mask_score)
 
     def verdict_token(self, first_logits: torch.Tensor, mask_score: torch.Tensor) -> list[int | None]:
-        """Per row of next-token logits ``[B, V]``, the answer word ("fake" / "real") that the calibrated
-        ``p_fake`` decides, where the language model's own first word is one of them (else ``None``: the
-        answer does not start with a verdict). Decoding starts with it, so the text says what ``p_fake`` says.
+        """Per row of next-token logits ``[B, V]``, the answer word that the calibrated ``p_fake`` decides where
+        the language model's own first word is one (else ``None``); decoding starts with it, so the text says
+        what ``p_fake`` says.
 
         Example:
             >>> model = ForensixModel.from_config("tiny")
@@ -412,10 +298,7 @@ class ForensixModel(nn.Module):
             >>> model.verdict_token(logits, torch.ones(1)) == [model._answer_ids["real"][0]]
             True
         """
-        fake, real = self._answer_ids["fake"][0], self._answer_ids["real"][0]
-        p = self.p_fake_from_logits(first_logits, mask_score)
-        return [(fake if float(pi) >= 0.5 else real) if int(row.argmax()) in (fake, real) else None
-                for row, pi in zip(first_logits, p)]
+        return detection.verdict_tokens(first_logits, self.p_fake_from_logits(first_logits, mask_score), self._answers())
 
     # ------------------------------------------------------------------ training forward
     def forward(
@@ -438,10 +321,10 @@ class ForensixModel(nn.Module):
         if "mask" in losses:
             terms["mask"] = sum(localizer_loss(localizer, gt_mask, self.config.localizer).values())
         if "clue" in losses:
-            terms["clue"] = F.binary_cross_entropy_with_logits(vision["clue_logits"], batch["clues"].to(self.device))
+            terms["clue"] = F.binary_cross_entropy_with_logits(vision.clue_logits, batch["clues"].to(self.device))
         if "lm" in losses:
             k = lm_subbatch or len(batch["messages"])
-            lm_vision = {key: value[:k] for key, value in vision.items()}
+            lm_vision = vision.rows(0, k)
             limit = self.train_token_limit()
             tokens = self.tokenize(batch["messages"][:k], self.prompter_words(lm_vision), max_tokens=limit)
             if not (tokens.labels[:, 1:] != IGNORE).any():
@@ -455,8 +338,8 @@ class ForensixModel(nn.Module):
         return {
             "loss": sum(terms.values()) if terms else torch.zeros((), device=self.device),
             "losses": terms,
-            "mask_logits": vision["mask_logits"],
-            "clue_logits": vision["clue_logits"],
+            "mask_logits": vision.mask_logits,
+            "clue_logits": vision.clue_logits,
         }
 
     # ------------------------------------------------------------------ inference
@@ -468,19 +351,25 @@ class ForensixModel(nn.Module):
             question = f"{IMAGE_SLOT} {question}"
         return [{"role": "user", "content": question}]
 
-    def _answer_logits(self, vision: dict[str, torch.Tensor], question: str = DETECTION_QUESTION) -> torch.Tensor:
+    def _answer_logits(self, vision: VisionOutput, question: str = DETECTION_QUESTION) -> torch.Tensor:
         """Next-token logits ``[B, V]`` after the prompt ``question``: where the answer word's probabilities are read."""
-        n = vision["image_tokens"].shape[0]
+        n = vision.image_tokens.shape[0]
         tokens = self.tokenize([self._prompt_for(question)] * n, self.prompter_words(vision), True)
         logits = self.lm(inputs_embeds=self.embed(tokens, vision), attention_mask=tokens.attention_mask.to(self.device),
                          use_cache=False).logits
         return logits[torch.arange(n), torch.tensor(tokens.lengths) - 1]
 
-    def _p_fake(self, vision: dict[str, torch.Tensor], question: str = DETECTION_QUESTION) -> torch.Tensor:
-        """``p_fake`` per image from one language-model pass over the detection prompt."""
-        return self.p_fake_from_logits(self._answer_logits(vision, question), vision["mask_score"])
+    def p_fake(self, vision: VisionOutput, question: str = DETECTION_QUESTION) -> torch.Tensor:
+        """``p_fake`` ``[B]`` per image of :meth:`encode_image`'s output, from one language-model pass over
+        the detection prompt ``question`` (:meth:`p_fake_from_logits`); differentiable outside ``no_grad``.
 
-    @torch.no_grad()
+        Example:
+            >>> model = ForensixModel.from_config("tiny")
+            >>> model.p_fake(model.encode_image(torch.rand(2, 3, 64, 64))).shape
+            torch.Size([2])
+        """
+        return self.p_fake_from_logits(self._answer_logits(vision, question), vision.mask_score)
+
     def detection_evidence(self, images: Any, question: str = DETECTION_QUESTION, batch_size: int = 16) -> np.ndarray:
         """What ``p_fake``'s calibration combines, ``[n, 2]`` per image: the FakeScope margin
         ``log P(fake) - log P(real)`` and the logit of the localizer's mask score.
@@ -489,16 +378,8 @@ class ForensixModel(nn.Module):
             >>> ForensixModel.from_config("tiny").detection_evidence([np.zeros((64, 64, 3), np.uint8)] * 2).shape
             (2, 2)
         """
-        arrays = self._arrays(images)
-        rows = []
-        with _eval_mode(self):
-            for i in range(0, len(arrays), batch_size):
-                vision = self._encode(arrays[i : i + batch_size])[1]
-                score = torch.logit(vision["mask_score"].float().clamp(1e-4, 1 - 1e-4))
-                rows.append(torch.stack([self.detection_margin(self._answer_logits(vision, question)), score], 1).cpu())
-        return torch.cat(rows).numpy().astype(np.float64)
+        return detection.detection_evidence(self, images, question, batch_size)
 
-    @torch.no_grad()
     def detect(self, images: Any, question: str = DETECTION_QUESTION, batch_size: int = 16,
                masks: Sequence[Any] | None = None) -> np.ndarray:
         """Batched ``p_fake`` for images by the FakeScope token-probability rule.
@@ -514,112 +395,19 @@ class ForensixModel(nn.Module):
             >>> model.detect([np.zeros((64, 64, 3), np.uint8)], masks=[np.eye(64, dtype=bool)]).shape
             (1,)
         """
-        arrays = self._arrays(images)
-        with _eval_mode(self):
-            scores = [
-                self._p_fake(self._encode(arrays[i : i + batch_size], None if masks is None else masks[i : i + batch_size])[1],
-                             question).cpu()
-                for i in range(0, len(arrays), batch_size)
-            ]
-        return torch.cat(scores).numpy()
+        return detection.detect(self, images, question, batch_size, masks)
 
     def preprocess_masks(self, masks: Sequence[Any], sizes: Sequence[tuple[int, int]]) -> torch.Tensor:
         """Masks, one per image of the given ``sizes``, -> ``[B, 1, S, S]`` in {0, 1} at the model's size."""
-        listed = isinstance(masks, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(masks, str)
-        if not listed or len(masks) != len(sizes):
-            got = len(masks) if listed else type(masks).__name__
-            raise BadMaskError(f"masks: expected a list of {len(sizes)} masks, one per image, got {got}")
-        size = self.config.image_size
-        resized = []
-        for i, (mask, shape) in enumerate(zip(masks, sizes)):
-            x = torch.from_numpy(as_mask_array(mask, tuple(shape), name=f"masks[{i}]")).float()[None, None]
-            resized.append(x if x.shape[-2:] == (size, size) else F.interpolate(x, size=(size, size), mode="nearest"))
-        return torch.cat(resized).to(self.device)
+        return mask_tensor(masks, sizes, self.config.image_size).to(self.device)
 
-    @torch.no_grad()
     def generate_replies(
-        self, vision: dict[str, torch.Tensor], conversations: Sequence[list[dict]], max_new_tokens: int | None = None,
+        self, vision: VisionOutput, conversations: Sequence[list[dict]], max_new_tokens: int | None = None,
         slot_attention: bool = False,
-    ) -> list[dict[str, Any]]:
-        """Greedy replies, one per image and conversation (left-padded batch).
-
-        Each reply has ``ids``, ``text``, ``first_logits`` (next-token logits after the prompt, for
-        ``p_fake``), ``tokens`` (its own unpadded :class:`TokenBatch`) and, for a single image with
-        ``slot_attention``, the attention of every generated token to the image and mask slots and the region words.
-        In eval mode LoRA adapters are folded into the base weights while decoding (see
-        :func:`~forensix.models.lora.merged_lora`; the weights are restored exactly afterwards). One
-        conversation is decoded with n-gram drafts from the prompt and this model's earlier answers
-        (:func:`~forensix.models.decoding.greedy_decode`; ``language.draft_tokens`` = 0 turns the
-        drafts off), a batch with ``transformers``' ``generate``; either way an answer never repeats one of its
-        own token n-grams of ``language.no_repeat_ngram`` tokens (0: plain greedy decoding), and an answer that
-        starts with a verdict starts with the one the calibrated ``p_fake`` decides (:meth:`verdict_token`).
-        """
-        words = self.prompter_words(vision)
-        tokens = self.tokenize(conversations, words, add_generation_prompt=True, side="left")
-        embeds = self.embed(tokens, vision)
-        if slot_attention and len(conversations) != 1:
-            raise ValueError("slot attention is recorded for one image at a time")
-        slots = torch.cat([tokens.image_slots[0].nonzero()[:, 0], tokens.mask_slots[0].nonzero()[:, 0],
-                           tokens.region_slots[0].nonzero()[:, 0]])
-        records: list[torch.Tensor] = []  # per forward pass and layer: [heads, query rows, slots]
-
-        def keep_slot_rows(pattern: torch.Tensor, hook) -> None:
-            records.append(pattern[0, :, :, slots].float().cpu())
-
-        # Hooks a user put on the language model see one forward pass per generated token: no drafts then.
-        user_lm_hooks = any(hp.has_hooks for name, hp in self._hook_points.items() if name.startswith("lm."))
-        drafts = None if user_lm_hooks else self._drafts
-        hooks = [("lm.layers.*.attn.pattern", keep_slot_rows)] if slot_attention else []
-        backend = attention_implementation(self.lm, HOOKED_ATTENTION) if slot_attention else contextlib.nullcontext()
-        fold = merged_lora(self.lm) if not self.lm.training else contextlib.nullcontext()
-        max_new = max_new_tokens or self.config.language.max_new_tokens
-        no_repeat = self.config.language.no_repeat_ngram
-
-        def verdict(first_logits: torch.Tensor) -> list[int | None]:
-            return self.verdict_token(first_logits, vision["mask_score"])
-
-        eos = self.tokenizer.eos_token_id
-        with backend, fold, add_hooks(self._hook_points, hooks):
-            if len(conversations) == 1:
-                decoded = [greedy_decode(self.lm, embeds, max_new_tokens=max_new, eos_token_id=eos, drafts=drafts,
-                                         prompt_ids=tokens.ids[0].tolist(), no_repeat_ngram=no_repeat,
-                                         first_token=lambda logits: verdict(logits[None])[0])]
-            else:
-                with warnings.catch_warnings():  # it says what we want: n-grams of the answer only, not of the prompt
-                    warnings.filterwarnings("ignore", message="Passing `no_repeat_ngram_size`", category=UserWarning)
-                    out = self.lm.generate(
-                        inputs_embeds=embeds, attention_mask=tokens.attention_mask.to(self.device), max_new_tokens=max_new,
-                        do_sample=False, return_dict_in_generate=True, output_logits=True, pad_token_id=self.tokenizer.pad_token_id,
-                        no_repeat_ngram_size=no_repeat, logits_processor=LogitsProcessorList([FirstTokens(verdict)]),
-                    )
-                decoded = [Decoded(ids=out.sequences[row].tolist(), first_logits=out.logits[0][row])
-                           for row in range(len(conversations))]
-        replies = []
-        for row, result in enumerate(decoded):
-            ids = result.ids[: result.ids.index(eos)] if eos in result.ids else result.ids
-            if self._drafts is not None:
-                self._drafts.add(ids)
-            replies.append({
-                "ids": ids,
-                "text": self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
-                "first_logits": result.first_logits,
-                "tokens": self.tokenize([conversations[row]], words[row : row + 1], add_generation_prompt=True),
-                "slot_attention": self._token_slot_attention(records, result.kept_rows, len(ids)) if records else None,
-            })
-        return replies
-
-    @staticmethod
-    def _token_slot_attention(records: list[torch.Tensor], kept_rows: list[slice], n_tokens: int) -> torch.Tensor:
-        """``[n_tokens, layers, heads, slots]`` from per-pass, per-layer records and the rows each pass kept."""
-        n_layers = len(records) // len(kept_rows)
-        passes = [torch.stack(records[i : i + n_layers]) for i in range(0, len(records), n_layers)]  # [L, H, rows, S]
-        rows = [p[:, :, keep].permute(2, 0, 1, 3) for p, keep in zip(passes, kept_rows)]
-        return torch.cat(rows)[:n_tokens]
-
-    def lm_blocks(self) -> nn.ModuleList:
-        from forensix.hooks import find_blocks
-
-        return find_blocks(self.lm)
+    ) -> list[Reply]:
+        """Greedy :class:`~forensix.models.outputs.Reply` records, one per image and conversation
+        (:func:`forensix.models.generation.generate_replies`)."""
+        return generation.generate_replies(self, vision, conversations, max_new_tokens, slot_attention)
 
     @torch.no_grad()
     def analyze(
@@ -639,36 +427,36 @@ class ForensixModel(nn.Module):
         capture_attention: bool = False,
     ) -> list[Analysis]:
         """:meth:`analyze` for several images in one batched generation (attention capture: one image only)."""
-        arrays = self._arrays(list(images))
+        arrays = image_arrays(list(images))
         messages = self._prompt_for(question)
         vision_cache = Cache()
         watch = caching_hooks(vision_cache, resolve_names("vision.blocks.*.attn.pattern", self._hook_points)) if capture_attention else []
-        with _eval_mode(self):
+        with eval_mode(self):
             with self.hooks(watch):  # the copy's ViT pass comes first: its attention is the first record
                 pixels, vision, mask_maps = self._encode(arrays)
             replies = self.generate_replies(vision, [messages] * len(arrays), max_new_tokens, slot_attention=capture_attention)
-        clue_probs = vision["clue_logits"].sigmoid().tolist()
+        clue_probs = vision.clue_logits.sigmoid().tolist()
         grid = (pixels.shape[-2] // self.vision.patch_size, pixels.shape[-1] // self.vision.patch_size)
         analyses = []
         for i, reply in enumerate(replies):
-            tokens = reply["tokens"]
+            tokens = reply.tokens
             analyses.append(Analysis(
                 image=arrays[i],
                 question=messages[0]["content"],
-                text=reply["text"],
+                text=reply.text,
                 mask_probs=mask_maps[i],
                 threshold=self.mask_cut(mask_maps[i]),
-                p_fake=float(self.p_fake_from_logits(reply["first_logits"][None], vision["mask_score"][i : i + 1])[0]),
+                p_fake=float(self.p_fake_from_logits(reply.first_logits[None], vision.mask_score[i : i + 1])[0]),
                 clue_probs=dict(zip(CLUES, clue_probs[i])),
                 clue_threshold=self.config.clue_threshold,
                 prompt_ids=tokens.ids[0].tolist(),
-                generated_ids=reply["ids"],
-                generated_tokens=[self.tokenizer.decode([t]) for t in reply["ids"]],
+                generated_ids=reply.ids,
+                generated_tokens=[self.tokenizer.decode([t]) for t in reply.ids],
                 image_positions=tokens.image_slots[0].nonzero()[:, 0].tolist(),
                 mask_positions=tokens.mask_slots[0].nonzero()[:, 0].tolist(),
                 region_positions=tokens.region_slots[0].nonzero()[:, 0].tolist(),
                 image_token_grid=(self.config.image_token_grid, self.config.image_token_grid),
-                slot_attention=reply["slot_attention"],
+                slot_attention=reply.slot_attention,
                 vision_attention=[_first_record(vision_cache[n])[i] for n in vision_cache] if capture_attention else None,
                 vision_grid=grid,
                 model_name=self.name,
@@ -683,17 +471,17 @@ class ForensixModel(nn.Module):
             >>> [p.shape for p in model.mask_probabilities([np.zeros((48, 40, 3), np.uint8)] * 2)]
             [(48, 40), (48, 40)]
         """
-        with torch.no_grad(), _eval_mode(self):
+        with torch.no_grad(), eval_mode(self):
             if self.config.resolution == "native":
                 return [m[0, 0].numpy().astype(np.float32) for m in self.native_masks(images)]
             pixels, sizes = self.preprocess(images)
-            return _probability_maps(self.encode_image(pixels)["mask_logits"], sizes)
+            return probability_maps(self.encode_image(pixels).mask_logits, sizes)
 
     def localize(self, image: Any) -> Localization:
         """Mask heatmap and ``p_fake`` in the common :class:`~forensix.baselines.base.Localization` form."""
-        with torch.no_grad(), _eval_mode(self):
+        with torch.no_grad(), eval_mode(self):
             _, vision, maps = self._encode(image)
-            heatmap, score = maps[0], float(self._p_fake(vision)[0])
+            heatmap, score = maps[0], float(self.p_fake(vision)[0])
         return Localization(heatmap=heatmap, mask=(heatmap >= self.mask_cut(heatmap)).astype(np.uint8), score=score)
 
     def mask_cut(self, probs: np.ndarray) -> float:
@@ -718,35 +506,14 @@ class ForensixModel(nn.Module):
         """
         return Conversation(self, image)
 
-    # ------------------------------------------------------------------ hooks
-    @contextlib.contextmanager
-    def hooks(self, fwd_hooks: Sequence[tuple[str, HookFn]] = ()) -> Iterator[ForensixModel]:
-        """Attach ``(name_or_glob, fn)`` hooks; attention-pattern hooks switch on hookable attention.
+    # ------------------------------------------------------------------ hooks (see forensix.hooks.HookedModule)
+    def _attention_roots(self) -> dict[str, nn.Module]:
+        return {"vision.": self.vision.model, "lm.": self.lm}
 
-        Hooks are removed, and attention backends restored, on exit, also when the body raises.
-        """
-        names = [n for pattern, _ in fwd_hooks for n in resolve_names(pattern, self._hook_points)]
-        with contextlib.ExitStack() as stack:
-            if any(n.startswith("vision.") and n.endswith("attn.pattern") for n in names):
-                stack.enter_context(attention_implementation(self.vision.model, HOOKED_ATTENTION))
-            if any(n.startswith("lm.") and n.endswith("attn.pattern") for n in names):
-                stack.enter_context(attention_implementation(self.lm, HOOKED_ATTENTION))
-            stack.enter_context(add_hooks(self._hook_points, fwd_hooks))
-            yield self
-
-    def run_with_cache(
-        self, inputs: Any, names_filter: Any = None, *, detach: bool = True, **kwargs: Any
-    ) -> tuple[Any, Cache]:
-        """Run the model and record the selected hook points.
-
-        ``inputs`` is a training batch (dict: runs :meth:`forward`) or an image (runs :meth:`analyze`,
-        recording every generation step). ``names_filter``: a name, glob, list, predicate or None (all).
-        """
-        cache = Cache()
-        names = resolve_names(names_filter, self._hook_points)
-        with self.hooks(caching_hooks(cache, names, detach=detach)):
-            output = self.forward(inputs, **kwargs) if isinstance(inputs, dict) else self.analyze(inputs, capture_attention=False, **kwargs)
-        return output, cache
+    def _cached_call(self, inputs: Any, **kwargs: Any) -> Any:
+        """:meth:`run_with_cache` runs a training batch (dict) through :meth:`forward`, an image through
+        :meth:`analyze` (recording every generation step)."""
+        return self.forward(inputs, **kwargs) if isinstance(inputs, dict) else self.analyze(inputs, capture_attention=False, **kwargs)
 
     # ------------------------------------------------------------------ heads
     def add_head(self, name: str, module: nn.Module, hook: str, *, target: str | None = None,
@@ -761,91 +528,20 @@ class ForensixModel(nn.Module):
         """Detach and delete the head ``name``."""
         self.heads.remove(name)
 
-    # ------------------------------------------------------------------ persistence
+    # ------------------------------------------------------------------ persistence (forensix.models.persistence)
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """Every tensor needed to restore the model, except a frozen pretrained LM's base weights.
-
-        Tied tensors (the LM's input and output embeddings) are stored once.
-        """
-        save_base_lm = self.config.language.source == "tiny"
-        state, seen = {}, set()
-        for key, value in self.state_dict(keep_vars=True).items():
-            if key.startswith("lm.") and not save_base_lm and "lora_" not in key:
-                continue
-            if key.startswith("heads.") or value.data_ptr() in seen:
-                continue
-            seen.add(value.data_ptr())
-            state[key] = value.detach()
-        return state
+        """Every tensor needed to restore the model (:func:`forensix.models.persistence.trainable_state`)."""
+        return persistence.trainable_state(self)
 
     def save_pretrained(self, path: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` + a sha256 manifest, atomically."""
-        meta = {"config": {"forensix_config": self.config.to_dict(), "lora": self.lora_enabled, "format": "forensix-model"}}
-        return write_checkpoint(path, tensors={"model": self.trainable_state()}, meta=meta)
+        return persistence.save_model(self, path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> ForensixModel:
         """Load a directory written by :meth:`save_pretrained`, or a released model by name
         (``"forensix-small"``, :mod:`forensix.models.released`); verified, no pickle."""
-        path = resolve_model_path(path)
-        tensors, meta = read_checkpoint(path)
-        info = meta.get("config")
-        if not isinstance(info, dict) or info.get("format") != "forensix-model" or "model" not in tensors:
-            raise BadCheckpointError(f"{path}: not a forensix model checkpoint (config.json/model.safetensors missing or foreign)")
-        try:
-            config = ForensixConfig.from_dict(info["forensix_config"])
-        except BadConfigError as err:
-            raise BadCheckpointError(f"{path}: config.json is invalid: {err}") from err
-        try:
-            model = cls(config)
-            if info.get("lora"):
-                model.enable_lora()
-        except ForensixError:
-            raise
-        except (TypeError, ValueError, RuntimeError) as err:  # values the config types allow but the modules refuse
-            raise BadCheckpointError(f"{path}: config.json describes a model that cannot be built ({err})") from err
-        expected = model.trainable_state()
-        got = tensors["model"]
-        if set(expected) != set(got):
-            missing, unexpected = sorted(set(expected) - set(got))[:5], sorted(set(got) - set(expected))[:5]
-            raise BadCheckpointError(f"{path}: weights do not match the config (missing {missing}, unexpected {unexpected})")
-        wrong = [k for k, v in got.items() if v.shape != expected[k].shape][:5]
-        if wrong:
-            raise BadCheckpointError(f"{path}: weights {wrong} have shapes other than the config's model; re-save it")
-        model.load_state_dict(got, strict=False)
-        return model.eval()
-
-
-class Conversation:
-    """Multi-turn chat about one image; ``ask`` appends the question and the reply to ``history``."""
-
-    def __init__(self, model: ForensixModel, image: Any) -> None:
-        self.model = model
-        with torch.no_grad(), _eval_mode(model):
-            self.pixels, self.vision, _ = model._encode(image)
-        self.history: list[dict] = []
-
-    def ask(self, question: str, max_new_tokens: int | None = None) -> str:
-        if not isinstance(question, str) or not question.strip():
-            raise BadPromptError("question: empty; ask something about the image")
-        content = question if self.history else self.model._prompt_for(question)[0]["content"]
-        messages = [*self.history, {"role": "user", "content": content}]
-        with _eval_mode(self.model):
-            reply = self.model.generate_replies(self.vision, [messages], max_new_tokens)[0]
-        self.history = [*messages, {"role": "assistant", "content": reply["text"] or "..."}]
-        return reply["text"]
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode inside the context; the previous training mode of every module is restored after."""
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, mode in modes.items():
-            module.training = mode
+        return persistence.load_model(cls, path)
 
 
 def _first_record(recorded: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
@@ -853,29 +549,4 @@ def _first_record(recorded: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
     return recorded[0] if isinstance(recorded, list) else recorded
 
 
-def _as_pixels(array: np.ndarray) -> torch.Tensor:
-    """``H x W x 3`` uint8 -> ``[1, 3, H, W]`` float in [0, 1] (CPU)."""
-    return torch.from_numpy(np.array(array, copy=True)).permute(2, 0, 1)[None].float() / 255.0
-
-
-def _resized(pixels: torch.Tensor, size: int) -> torch.Tensor:
-    """``[B, 3, H, W]`` -> ``[B, 3, size, size]`` (antialiased bilinear; unchanged when already that size)."""
-    if pixels.shape[-2:] == (size, size):
-        return pixels
-    return F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-
-
-def _probability_maps(mask_logits: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
-    """``[B, 1, S, S]`` mask logits -> one float32 probability map per image, bilinearly resized to its own size."""
-    probs = mask_logits.float().sigmoid()
-    return [F.interpolate(p[None], size=size, mode="bilinear", align_corners=False)[0, 0].cpu().numpy().astype(np.float32)
-            for p, size in zip(probs, sizes)]
-
-
-def config_of(path: str | Path) -> ForensixConfig:
-    """The config stored in a saved model directory, without loading weights."""
-    data = json.loads((Path(path) / "config.json").read_text())
-    return ForensixConfig.from_dict(data["forensix_config"])
-
-
-__all__ = ["PIECES", "Conversation", "ForensixModel", "config_of"]
+__all__ = ["PIECES", "ForensixModel"]

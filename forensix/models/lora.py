@@ -26,6 +26,18 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from forensix.config import LanguageConfig
+
+
+def inject_lora(model: nn.Module, config: LanguageConfig, seed: int) -> None:
+    """Inject LoRA adapters (``peft``) into ``model``'s ``config.lora_targets`` layers, initialised from ``seed``."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=list(config.lora_targets))
+    torch.manual_seed(seed)
+    inject_adapter_in_model(lora, model)
+
 
 def _lora_layers(module: nn.Module) -> list[nn.Module]:
     """peft LoRA linear layers with an active, unmerged adapter path (others are left alone)."""

@@ -21,11 +21,16 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 
 from forensix.errors import BadConfigError
+
+if TYPE_CHECKING:
+    from forensix.models.forensix_model import ForensixModel
 
 RESOLUTIONS = ("native", "resize")
 
@@ -78,4 +83,30 @@ def stitched(localize: Callable[[torch.Tensor], torch.Tensor], image: torch.Tens
     return (total / weights.clamp_min(1e-6))[None, None]
 
 
-__all__ = ["RESOLUTIONS", "stitched", "tile_windows"]
+def native_probabilities(model: ForensixModel, vis: Any, photos: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``model``'s localizer probabilities (CPU) on each photo's own pixels ``[1, 3, H, W]``, sharing the ViT
+    output ``vis`` of this pass when the photo runs whole (tiles run as images of their own)."""
+    maps = []
+    tile, overlap = model.config.native_tile, model.config.native_overlap
+    for i, x in enumerate(photos):
+        if len(tile_windows(*x.shape[-2:], tile, overlap)) == 1:
+            trace = model.trace(x.to(model.device), vis.grid)
+            logits = model.fl_expert([p[i : i + 1] + trace.tokens for p in vis.layer_patches], model.prompts(),
+                                     trace.features, vis.grid).logits
+        else:
+            logits = stitched(lambda t: model.localizer_logits(t.to(model.device)), x, tile, overlap)
+        maps.append(logits.float().sigmoid().cpu())
+    return maps
+
+
+def pooled(masks: Sequence[torch.Tensor], size: int) -> torch.Tensor:
+    """Native probability maps pooled (area) to ``[B, 1, size, size]``: what the mask encoder and the region words read.
+
+    Example:
+        >>> pooled([torch.ones(1, 1, 30, 50)], 8).shape
+        torch.Size([1, 1, 8, 8])
+    """
+    return torch.cat([F.adaptive_avg_pool2d(m, (size, size)) for m in masks])
+
+
+__all__ = ["RESOLUTIONS", "native_probabilities", "pooled", "stitched", "tile_windows"]

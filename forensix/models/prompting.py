@@ -20,10 +20,13 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
+from forensix.config import ForensixConfig
 from forensix.errors import BadPromptError
 
 IMAGE_SLOT = "<image>"
@@ -173,4 +176,31 @@ def pad_batch(encoded: list[Encoded], pad_id: int, side: str = "right") -> Token
     return TokenBatch(ids, labels, attention, image_slots, mask_slots, region_slots, [len(e.ids) for e in encoded])
 
 
-__all__ = ["IGNORE", "IMAGE_SLOT", "MASK_SLOT", "Encoded", "TokenBatch", "encode_conversation", "pad_batch", "validate_messages", "with_mask_slot"]
+def tokenize(
+    tokenizer: Any, config: ForensixConfig, conversations: Sequence[list[dict]], prompter_words: Sequence[tuple[str, str]],
+    add_generation_prompt: bool = False, side: str = "right", max_tokens: int | None = None,
+) -> TokenBatch:
+    """Encode conversations with image/mask slots, as ``config`` sizes them, into a padded :class:`TokenBatch`
+    (each cut at ``max_tokens``); ``prompter_words`` (``(region words, clue words)`` per conversation) follow the mask tokens.
+
+    Example:
+        >>> from forensix.config import get_config
+        >>> from forensix.models.language import load_language_model
+        >>> tok = load_language_model("tiny").tokenizer
+        >>> batch = tokenize(tok, get_config("tiny"), [[{"role": "user", "content": "<image> Fake?"}]], [("", "")], True)
+        >>> int(batch.image_slots.sum()) == get_config("tiny").image_token_grid ** 2
+        True
+    """
+    lc = config.language
+    encoded = [
+        encode_conversation(
+            tokenizer, messages, system=lc.system_prompt, n_image=config.image_token_grid**2,
+            n_mask=config.mask_encoder.num_tokens, region_text=region, clue_text=clues,
+            add_generation_prompt=add_generation_prompt, max_chars=lc.max_prompt_chars,
+        ).truncated(max_tokens)
+        for messages, (region, clues) in zip(conversations, prompter_words)
+    ]
+    return pad_batch(encoded, tokenizer.pad_token_id, side=side)
+
+
+__all__ = ["IGNORE", "IMAGE_SLOT", "MASK_SLOT", "Encoded", "TokenBatch", "encode_conversation", "pad_batch", "tokenize", "validate_messages", "with_mask_slot"]

@@ -300,11 +300,8 @@ class GroundingExplorer(_Explorer):
 
         grounding = source
         if not (hasattr(source, "maps") and hasattr(source, "tokens")):
-            try:
-                from forensix.explain.grounding import ground
-            except ImportError as err:
-                raise ForensixError("source: pass a Grounding (with .maps and .tokens); forensix.explain.grounding "
-                                    f"is not available to ground an Analysis ({err})") from err
+            from forensix.explain.grounding import ground
+
             grounding = ground(source)
         image = image if image is not None else getattr(grounding, "image", None)
         if image is None:

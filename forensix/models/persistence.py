@@ -1,0 +1,87 @@
+"""Saving and loading a ForensixModel: ``config.json`` + ``model.safetensors`` + a sha256 manifest (no pickle).
+
+Example:
+    >>> import tempfile, torch
+    >>> from forensix.models.forensix_model import ForensixModel
+    >>> model = ForensixModel.from_config("tiny")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     again = load_model(ForensixModel, save_model(model, f"{tmp}/m"))
+    >>> all(torch.equal(v, again.trainable_state()[k]) for k, v in trainable_state(model).items())
+    True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from forensix.checkpoint import read_checkpoint, write_checkpoint
+from forensix.config import ForensixConfig
+from forensix.errors import BadCheckpointError, BadConfigError, ForensixError
+from forensix.weights import resolve_model_path
+
+if TYPE_CHECKING:
+    from forensix.models.forensix_model import ForensixModel
+
+#: The ``format`` a forensix model's ``config.json`` declares.
+MODEL_FORMAT = "forensix-model"
+
+
+def trainable_state(model: ForensixModel) -> dict[str, torch.Tensor]:
+    """Every tensor needed to restore ``model``, except a frozen pretrained LM's base weights.
+
+    Tied tensors (the LM's input and output embeddings) are stored once; heads are not stored.
+    """
+    save_base_lm = model.config.language.source == "tiny"
+    state, seen = {}, set()
+    for key, value in model.state_dict(keep_vars=True).items():
+        if key.startswith("lm.") and not save_base_lm and "lora_" not in key:
+            continue
+        if key.startswith("heads.") or value.data_ptr() in seen:
+            continue
+        seen.add(value.data_ptr())
+        state[key] = value.detach()
+    return state
+
+
+def save_model(model: ForensixModel, path: str | Path) -> Path:
+    """Write ``model``'s config and :func:`trainable_state` to the directory ``path``, atomically."""
+    meta = {"config": {"forensix_config": model.config.to_dict(), "lora": model.lora_enabled, "format": MODEL_FORMAT}}
+    return write_checkpoint(path, tensors={"model": trainable_state(model)}, meta=meta)
+
+
+def load_model(cls: type[ForensixModel], path: str | Path) -> ForensixModel:
+    """Build ``cls`` from a directory written by :func:`save_model` (or a released model's name) and load
+    its weights, verified against the manifest and the config; in eval mode."""
+    path = resolve_model_path(path)
+    tensors, meta = read_checkpoint(path)
+    info = meta.get("config")
+    if not isinstance(info, dict) or info.get("format") != MODEL_FORMAT or "model" not in tensors:
+        raise BadCheckpointError(f"{path}: not a forensix model checkpoint (config.json/model.safetensors missing or foreign)")
+    try:
+        config = ForensixConfig.from_dict(info["forensix_config"])
+    except BadConfigError as err:
+        raise BadCheckpointError(f"{path}: config.json is invalid: {err}") from err
+    try:
+        model = cls(config)
+        if info.get("lora"):
+            model.enable_lora()
+    except ForensixError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as err:  # values the config types allow but the modules refuse
+        raise BadCheckpointError(f"{path}: config.json describes a model that cannot be built ({err})") from err
+    expected = trainable_state(model)
+    got = tensors["model"]
+    if set(expected) != set(got):
+        missing, unexpected = sorted(set(expected) - set(got))[:5], sorted(set(got) - set(expected))[:5]
+        raise BadCheckpointError(f"{path}: weights do not match the config (missing {missing}, unexpected {unexpected})")
+    wrong = [k for k, v in got.items() if v.shape != expected[k].shape][:5]
+    if wrong:
+        raise BadCheckpointError(f"{path}: weights {wrong} have shapes other than the config's model; re-save it")
+    model.load_state_dict(got, strict=False)
+    return model.eval()
+
+
+__all__ = ["MODEL_FORMAT", "load_model", "save_model", "trainable_state"]
