@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--steps", nargs="*", metavar="STAGE=N")
     train.add_argument("--recipe", default="default", choices=sorted(RECIPES),
-                       help="steps per stage: the preset's (default) or the shipped model's (release; about an hour on 2 cores)")
+                       help="steps per stage: the preset's (default) or the shipped model's (release; about 1.5 hours on 2 cores)")
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     train.add_argument("--photos", default=None, help=PHOTOS_HELP)
 

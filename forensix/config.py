@@ -215,9 +215,9 @@ def _paper() -> ForensixConfig:
 PRESETS = {"tiny": _tiny, "small": _small, "paper": _paper}
 
 #: Named training recipes: steps per stage over the stage defaults of the preset. ``release`` is how the
-#: shipped ``forensix-small`` was trained (about an hour on 2 CPU cores; ``--resume`` continues it);
+#: shipped ``forensix-small`` was trained (about 1.5 hours on 2 CPU cores; ``--resume`` continues it);
 #: ``default`` keeps the preset's own steps (the demo's).
-RECIPES: dict[str, dict[int, int]] = {"default": {}, "release": {1: 100, 2: 6000, 3: 400}}
+RECIPES: dict[str, dict[int, int]] = {"default": {}, "release": {1: 100, 2: 6000, 3: 150}}
 
 
 def get_config(preset: str = "small", **overrides: Any) -> ForensixConfig:
