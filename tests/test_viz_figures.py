@@ -163,3 +163,14 @@ def test_to_png_every_kind(tmp_path, scene):
 def test_bad_backend_is_a_forensix_error(scene):
     with pytest.raises(ForensixError, match="backend"):
         F.mask_overlay(scene[0], backend="bokeh")
+
+
+def test_mask_overlay_plotly_tints_the_true_mask(scene):
+    image, gt, pred = scene
+    fig = F.mask_overlay(image, pred, gt, backend="plotly")
+    shown, raw = np.asarray(fig.data[0].z).astype(int), np.asarray(image).astype(int)
+    inside = np.asarray(gt) >= 0.5
+    assert inside.any() and np.array_equal(shown[~inside], raw[~inside])  # untouched outside the mask
+    assert (shown[inside][:, 1] - raw[inside][:, 1]).mean() > 10  # greener inside
+    plain = F.mask_overlay(image, pred, None, backend="plotly")
+    assert np.array_equal(np.asarray(plain.data[0].z), np.asarray(image))

@@ -118,3 +118,75 @@ def test_stage_walkthrough_runs_stops_resumes(fresh_tiny_model):
     assert 4 in traces["mask"] and 4 not in traces["lm"] and 4 not in traces["loss"] and 5 in traces["loss"]
     walk._guarded(walk.run_steps)(0)
     assert _shown(walk.error) and "at least one step" in walk.error.value
+
+
+# -------------------------------------------------------------------------- synced browser state
+
+
+def _plain(value):
+    """A synced (serialized) value as plain numbers: typed-array buffers back to arrays."""
+    if isinstance(value, dict) and "buffer" in value and "dtype" in value:
+        return np.frombuffer(bytes(value["buffer"]), value["dtype"]).reshape(value["shape"])
+    return value
+
+
+def _assert_synced(fig) -> None:
+    """The state a browser gets (reload, second view, saved notebook) is the figure as it is now."""
+    state = fig.get_state()
+    data, layout = state["_widget_data"], state["_widget_layout"]
+    assert len(data) == len(fig.data) > 0, f"synced state holds {len(data)} traces, the figure {len(fig.data)}"
+    for synced, trace in zip(data, fig.data):
+        assert synced["type"] == trace.type and synced.get("name") == trace.name
+        for key in ("z", "x", "y"):
+            value = getattr(trace, key, None)
+            if value is not None:
+                assert np.allclose(np.asarray(_plain(synced[key]), float), np.asarray(value, float)), f"{trace.name}.{key} is stale"
+    assert layout.get("title", {}).get("text") == fig.layout.title.text
+    assert layout["margin"]["t"] >= 90  # the title sits below the plotly toolbar
+
+
+def test_every_explorer_figure_syncs_its_state(tiny_model, fresh_tiny_model, sample):
+    from forensix.data import SyntheticForgeryDataset
+
+    ex = DataExplorer(size=48)
+    _assert_synced(ex.figure)
+    ex.op.value = "copy_move"
+    _assert_synced(ex.figure)
+    assert "copy_move" in ex.figure.get_state()["_widget_layout"]["title"]["text"]
+
+    att = AttentionExplorer(tiny_model, sample.image, gt_mask=sample.mask)
+    _assert_synced(att.figure)
+    att.fusion.value = "max"
+    _assert_synced(att.figure)
+    att.layer.value = 0
+    _assert_synced(att.figure)
+    assert "layer 0" in att.figure.layout.title.text  # the raw-attention controls retitle too
+
+    maps = np.random.default_rng(0).random((3, 8, 8)).astype(np.float32)
+    grd = GroundingExplorer(_Grounding(maps, ["The", " fake", " edge"]), sample.mask, image=sample.image)
+    _assert_synced(grd.figure)
+    grd.token.value = 2
+    _assert_synced(grd.figure)
+
+    lab = PromptLab(tiny_model, sample.image, max_new_tokens=2)
+    _assert_synced(lab.sides["A"].figure)
+    lab.sides["B"].clues.value = not tiny_model.config.clues_in_prompt
+    _assert_synced(lab.sides["B"].figure)
+
+    data = SyntheticForgeryDataset(stage=2, split="train", size=64, length=4)
+    walk = StageWalkthrough(fresh_tiny_model, 2, data, steps_per_click=2, refresh_every=2, total_steps=4)
+    _assert_synced(walk.pred_figure)
+    walk.run_button.click()  # trains in a background thread, as in the notebook
+    walk._thread.join(60)
+    assert walk.last_error is None and walk.trainer.step == 2
+    _assert_synced(walk.pred_figure)
+    _assert_synced(walk.loss_figure)
+    assert "step 2" in walk.pred_figure.layout.title.text
+
+
+def test_colour_bars_label_beside_their_ticks(tiny_model, sample):
+    att = AttentionExplorer(tiny_model, sample.image, gt_mask=sample.mask)
+    bars = [t.colorbar for t in att.figure.data if t.type == "heatmap" and t.showscale is not False]
+    assert bars and all(b.title.side == "right" for b in bars)
+    title = att.figure.layout.title
+    assert title.yanchor == "top" and title.pad.t >= 30 and "<br>" in title.text  # two short lines, not one cut-off line

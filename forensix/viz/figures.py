@@ -97,6 +97,14 @@ def _pixel_axes(ax: Any) -> None:
 # ------------------------------------------------------------------------------------------ masks
 
 
+def _gt_tint(image: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """``image`` with the ground-truth region (``gt >= 0.5``) tinted green (60 % image, 40 % GT_COLOR)."""
+    shown = image.astype(np.float32)
+    region = gt >= 0.5
+    shown[region] = 0.6 * shown[region] + 0.4 * np.array([0x2E, 0xCC, 0x71], np.float32)
+    return shown.clip(0, 255).astype(np.uint8)
+
+
 def mask_overlay(
     image: Any, pred_mask: Any = None, gt_mask: Any = None, *, title: str = "Ground truth vs prediction",
     backend: str = "matplotlib", threshold: float = 0.5,
@@ -118,7 +126,7 @@ def mask_overlay(
     if backend == "plotly":
         import plotly.graph_objects as go
 
-        fig = go.Figure(go.Image(z=img, name="image", hoverinfo="x+y"))
+        fig = go.Figure(go.Image(z=img if gt is None else _gt_tint(img, gt), name="image", hoverinfo="x+y"))
         for m, label, color, dash in ((gt, "ground truth", GT_COLOR, "solid"), (pred, "prediction", PRED_COLOR, "dash")):
             if m is not None:
                 level = 0.5 if label == "ground truth" else threshold
@@ -134,12 +142,8 @@ def mask_overlay(
 
     fig, axes = _mpl_figure(size=(5, 5))
     ax = axes[0, 0]
-    shown = img.astype(np.float32)
     handles = []
-    if gt is not None:
-        tint = np.array([0x2E, 0xCC, 0x71], np.float32)
-        shown[gt >= 0.5] = 0.6 * shown[gt >= 0.5] + 0.4 * tint
-    ax.imshow(shown.clip(0, 255).astype(np.uint8))
+    ax.imshow(img if gt is None else _gt_tint(img, gt))
     if gt is not None and gt.max() >= 0.5 > gt.min():
         ax.contour(gt, levels=[0.5], colors=[GT_COLOR], linewidths=2)
     if gt is not None:

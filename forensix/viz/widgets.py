@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import html
 import threading
@@ -44,17 +45,92 @@ def _png_img(image: np.ndarray, width: int = 256) -> str:
     return f'<img src="{png_data_uri(image)}" style="width:{width}px;image-rendering:pixelated">'
 
 
-def _image_figure(titles: list[str], width: int = 720, height: int = 380):
-    """A FigureWidget with one image panel per title (y axes reversed, equal aspect)."""
+# Top margin and title placement shared by every explorer figure: the title sits below the plotly
+# toolbar (the modebar, about 30 px at the top right) and above the subplot titles.
+_TOOLBAR_PX = 34
+
+
+def _title(text: str) -> dict:
+    return dict(text=text, x=0.5, xanchor="center", yref="container", y=1.0, yanchor="top", pad=dict(t=_TOOLBAR_PX))
+
+
+def _colorbar(text: str) -> dict:
+    """A colour bar whose label runs vertically to the right of its tick labels (never over them)."""
+    return dict(title=dict(text=text, side="right"), thickness=14, len=0.85, outlinewidth=0)
+
+
+@functools.cache
+def live_figure_widget_class() -> type:
+    """``go.FigureWidget`` whose synced widget state always holds its current traces and layout.
+
+    plotly's ``FigureWidget`` keeps the figure in two synced traits, ``_widget_data`` and
+    ``_widget_layout``, but writes them only at construction and when the figure *itself* is
+    displayed (``_repr_mimebundle_``). Every later change (``add_trace``, ``trace.z = ...``,
+    ``layout.title.text = ...``) goes to the browser as a one-off message (``_py2js_addTraces``,
+    ``_py2js_restyle``, ...) that only views alive at that moment apply. A figure shown inside a
+    container (an explorer's ``VBox``) is never displayed itself, so its synced state stays as it
+    was built: a reloaded page, a second view, or the widget state saved in the notebook draws
+    that stale state (for figures built empty and filled later: no traces at all).
+
+    This subclass re-syncs both traits after every message it sends (after the message, so a live
+    view that applies the message and then receives the state stays consistent). Inside
+    ``batch_update()`` that is once per batch.
+    """
     import plotly.graph_objects as go
+
+    class LiveFigureWidget(go.FigureWidget):
+        def sync_state(self) -> None:
+            """Write the current traces and layout into the synced widget state."""
+            self._widget_layout = copy.deepcopy(self._layout_obj._props)
+            self._widget_data = copy.deepcopy(self._data)
+
+        def _send_addTraces_msg(self, *args: Any, **kwargs: Any) -> None:
+            super()._send_addTraces_msg(*args, **kwargs)
+            self.sync_state()
+
+        def _send_deleteTraces_msg(self, *args: Any, **kwargs: Any) -> None:
+            super()._send_deleteTraces_msg(*args, **kwargs)
+            self.sync_state()
+
+        def _send_moveTraces_msg(self, *args: Any, **kwargs: Any) -> None:
+            super()._send_moveTraces_msg(*args, **kwargs)
+            self.sync_state()
+
+        def _send_restyle_msg(self, *args: Any, **kwargs: Any) -> None:
+            super()._send_restyle_msg(*args, **kwargs)
+            self.sync_state()
+
+        def _send_relayout_msg(self, *args: Any, **kwargs: Any) -> None:
+            super()._send_relayout_msg(*args, **kwargs)
+            self.sync_state()
+
+        def _send_update_msg(self, *args: Any, **kwargs: Any) -> None:
+            super()._send_update_msg(*args, **kwargs)
+            self.sync_state()
+
+    LiveFigureWidget.__module__ = __name__
+    return LiveFigureWidget
+
+
+def _figure_widget(fig: Any = None, **kwargs: Any):
+    """A :func:`live_figure_widget_class` instance built from a figure (traces and layout at construction)."""
+    return live_figure_widget_class()(fig, **kwargs)
+
+
+def _image_figure(titles: list[str], traces: list[tuple[Any, int]] = (), *, title: str = "", width: int = 720,
+                  height: int = 420, top: int = 100, right: int = 20):
+    """A live FigureWidget with one image panel per title (y axes reversed, equal aspect), built with
+    its ``(trace, column)`` pairs and its layout in one go."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.06)
-    fw = go.FigureWidget(fig)
-    fw.update_layout(width=width, height=height, margin=dict(l=40, r=20, t=60, b=40), legend=dict(orientation="h", y=-0.12))
-    fw.update_xaxes(title_text="x (px)")
-    fw.update_yaxes(title_text="y (px)", autorange="reversed")
-    return fw
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.08)
+    for trace, col in traces:
+        fig.add_trace(trace, row=1, col=col)
+    fig.update_layout(width=width, height=height, title=_title(title), margin=dict(l=50, r=right, t=top, b=40),
+                      legend=dict(orientation="h", y=-0.12))
+    fig.update_xaxes(title_text="x (px)")
+    fig.update_yaxes(title_text="y (px)", autorange="reversed")
+    return _figure_widget(fig)
 
 
 def _contour(m: np.ndarray, name: str, color: str, dash: str = "solid"):
@@ -134,13 +210,12 @@ class DataExplorer(_Explorer):
         self.noise = W.FloatSlider(value=0.0, min=0.0, max=10.0, step=0.5, description="noise σ")
         self.granularity = W.ToggleButtons(options=["verdict", "location", "explanation", "full"], value="full", description="text")
         self.text = W.HTML()
-        self.figure = _image_figure(["forged image", "mask (green)"], height=400)
         blank = np.zeros((self.size, self.size, 3), np.uint8)
         import plotly.graph_objects as go
 
-        self.figure.add_trace(go.Image(z=blank, name="image"), row=1, col=1)
-        self.figure.add_trace(go.Image(z=blank, name="mask overlay"), row=1, col=2)
-        self.figure.update_layout(title="Synthetic forgery")
+        self.figure = _image_figure(["forged image", "mask (green)"],
+                                    [(go.Image(z=blank, name="image"), 1), (go.Image(z=blank, name="mask overlay"), 2)],
+                                    title="Synthetic forgery", height=440)
         self.sample = None
         self.update = self._guarded(self._update)
         for c in (self.op, self.shape, self.photo, self.seed, self.jpeg, self.resize, self.noise, self.granularity):
@@ -231,16 +306,18 @@ class AttentionExplorer(_Explorer):
         self.fusion = W.ToggleButtons(options=list(HEAD_FUSIONS), value="mean", description="head fusion")
         self.discard = W.FloatSlider(value=0.0, min=0.0, max=0.95, step=0.05, description="discard")
         self.start_layer = W.IntSlider(value=0, min=0, max=n_layers - 1, description="start layer")
-        self.figure = _image_figure(["raw attention (CLS → patches)", "attention rollout"], height=420)
+        traces = []
         for col in (1, 2):
-            self.figure.add_trace(go.Image(z=self.image, name="image", hoverinfo="skip"), row=1, col=col)
-            self.figure.add_trace(go.Heatmap(z=np.zeros(self.image.shape[:2]), colorscale="Inferno", opacity=0.6, zmin=0, zmax=1,
-                                             name="raw" if col == 1 else "rollout", showscale=col == 2,
-                                             colorbar=dict(title=dict(text="relevance (min-max)"))), row=1, col=col)
+            traces.append((go.Image(z=self.image, name="image", hoverinfo="skip"), col))
+            traces.append((go.Heatmap(z=np.zeros(self.image.shape[:2]), colorscale="Inferno", opacity=0.6, zmin=0, zmax=1,
+                                      name="raw" if col == 1 else "rollout", showscale=col == 2,
+                                      colorbar=_colorbar("relevance (min-max)")), col))
             if gt_mask is not None:
-                self.figure.add_trace(_contour(_map(gt_mask, self.image.shape[:2], "gt_mask"), "ground truth", GT_COLOR), row=1, col=col)
-                self.figure.data[-1].showlegend = col == 1
-        self.figure.update_layout(title="Vision encoder attention")
+                contour = _contour(_map(gt_mask, self.image.shape[:2], "gt_mask"), "ground truth", GT_COLOR)
+                contour.showlegend = col == 1
+                traces.append((contour, col))
+        self.figure = _image_figure(["raw attention (CLS → patches)", "attention rollout"], traces,
+                                    title="Vision encoder attention", width=780, height=480, top=120, right=40)
         self.update_raw = self._guarded(self._update_raw)
         self.update_rollout = self._guarded(self._update_rollout)
         for c in (self.layer, self.head):
@@ -265,7 +342,10 @@ class AttentionExplorer(_Explorer):
         row = att[:, 0, self.n_prefix :] if self.n_prefix else att[:, self.n_prefix :, self.n_prefix :].mean(1)
         row = row.mean(0) if self.head.value < 0 else row[self.head.value]
         self.raw_map = self._to_pixels(row.reshape(self.grid).numpy())
-        self.figure.data[1].z = self.raw_map
+        with self.figure.batch_update():
+            self.figure.data[1].z = self.raw_map
+            if hasattr(self, "rollout_map"):
+                self._retitle()
 
     def _update_rollout(self) -> None:
         from forensix.explain.rollout import attention_rollout, relevance_to_patches
@@ -276,10 +356,16 @@ class AttentionExplorer(_Explorer):
                                       start_layer=int(self.start_layer.value), n_prefix_tokens=self.n_prefix)
         patch = relevance_to_patches(relevance, grid=self.grid, n_prefix_tokens=self.n_prefix)[0]
         self.rollout_map = self._to_pixels(patch.numpy())
-        self.figure.data[4 if self.gt_mask is not None else 3].z = self.rollout_map
-        self.figure.layout.title.text = (f"Vision attention — raw: layer {self.layer.value}, "
-                                         f"{'mean of heads' if self.head.value < 0 else f'head {self.head.value}'}; rollout: "
-                                         f"{self.fusion.value} fusion, discard {self.discard.value:.2f}, from layer {self.start_layer.value}")
+        with self.figure.batch_update():
+            self.figure.data[4 if self.gt_mask is not None else 3].z = self.rollout_map
+            self._retitle()
+
+    def _retitle(self) -> None:
+        head = "mean of heads" if self.head.value < 0 else f"head {self.head.value}"
+        self.figure.layout.title.text = (
+            "Vision encoder attention<br><span style='font-size:13px'>"
+            f"raw: layer {self.layer.value}, {head} · rollout: {self.fusion.value} fusion, "
+            f"discard {self.discard.value:.2f}, from layer {self.start_layer.value}</span>")
 
 
 # ------------------------------------------------------------------------------------------ grounding
@@ -325,13 +411,12 @@ class GroundingExplorer(_Explorer):
         self.token = (W.ToggleButtons(options=options, value=0, description="token") if len(options) <= 8
                       else W.Select(options=options, value=0, rows=8, description="token"))
         self.stats = W.HTML()
-        self.figure = _image_figure(["token heatmap", self.mask_kind], height=420)
-        self.figure.add_trace(go.Image(z=self.image, name="image", hoverinfo="skip"), row=1, col=1)
-        self.figure.add_trace(go.Heatmap(z=self.maps[0], colorscale="Inferno", opacity=0.6, name="grounding",
-                                         colorbar=dict(title=dict(text="grounding"))), row=1, col=1)
-        self.figure.add_trace(go.Image(z=_tint(self.image, self.mask) if self.mask is not None else self.image, name=self.mask_kind), row=1, col=2)
+        traces = [(go.Image(z=self.image, name="image", hoverinfo="skip"), 1),
+                  (go.Heatmap(z=self.maps[0], colorscale="Inferno", opacity=0.6, name="grounding", colorbar=_colorbar("grounding")), 1),
+                  (go.Image(z=_tint(self.image, self.mask) if self.mask is not None else self.image, name=self.mask_kind), 2)]
         if self.mask is not None:
-            self.figure.add_trace(_contour(self.mask, self.mask_kind, GT_COLOR), row=1, col=1)
+            traces.append((_contour(self.mask, self.mask_kind, GT_COLOR), 1))
+        self.figure = _image_figure(["token heatmap", self.mask_kind], traces, title="Grounding", height=460, right=40)
         self.update = self._guarded(self._update)
         self.token.observe(lambda change: self.update(), names="value")
         self.widget = W.VBox([self.token, self.error, self.figure, self.stats])
@@ -342,8 +427,9 @@ class GroundingExplorer(_Explorer):
 
         i = int(self.token.value)
         heat = self.maps[i]
-        self.figure.data[1].z = heat
-        self.figure.layout.title.text = f"Grounding of token {i}: {self.tokens[i]!r}"
+        with self.figure.batch_update():
+            self.figure.data[1].z = heat
+            self.figure.layout.title.text = f"Grounding of token {i}: {self.tokens[i]!r}"
         if self.mask is None:
             self.hit, self.energy = None, float("nan")
             self.stats.value = "<i>no mask: pass gt_mask to score the grounding</i>"
@@ -386,14 +472,17 @@ class StageWalkthrough(_Explorer):
         self.run_button = W.Button(description=f"Run {self.steps_per_click} steps", icon="play", button_style="success")
         self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger")
         self.status = W.HTML(f"stage {stage}: step 0 / {self.trainer.config.steps}")
-        self.loss_figure = go.FigureWidget()
-        self.loss_figure.update_layout(title=f"Stage {stage} training loss", xaxis_title="step", yaxis_title="loss",
-                                       width=520, height=360, legend_title_text="loss term")
-        self.pred_figure = _image_figure(["validation image: prediction"], width=400, height=400)
-        self.pred_figure.add_trace(go.Image(z=self.val_image, name="image", hoverinfo="skip"), row=1, col=1)
-        self.pred_figure.add_trace(go.Heatmap(z=np.zeros(self.val_image.shape[:2]), zmin=0, zmax=1, colorscale="Reds", opacity=0.5,
-                                              name="mask probability", colorbar=dict(title=dict(text="p(manipulated)"))), row=1, col=1)
-        self.pred_figure.add_trace(_contour(_map(self.val_mask, self.val_image.shape[:2], "mask"), "ground truth", GT_COLOR), row=1, col=1)
+        self.loss_figure = _figure_widget(layout=dict(
+            title=_title(f"Stage {stage} training loss"), xaxis_title="step", yaxis_title="loss", width=520, height=400,
+            margin=dict(l=60, r=20, t=90, b=50), legend_title_text="loss term"))
+        shape = self.val_image.shape[:2]
+        self.pred_figure = _image_figure(
+            ["validation image: prediction"],
+            [(go.Image(z=self.val_image, name="image", hoverinfo="skip"), 1),
+             (go.Heatmap(z=np.zeros(shape), zmin=0, zmax=1, colorscale="Reds", opacity=0.5, name="mask probability",
+                         colorbar=_colorbar("p(manipulated)")), 1),
+             (_contour(_map(self.val_mask, shape, "mask"), "ground truth", GT_COLOR), 1)],
+            title="Prediction", width=420, height=440, right=40)
         self.run_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.widget = W.VBox([W.HBox([self.run_button, self.stop_button, self.status]), self.error,
@@ -484,11 +573,13 @@ class _PromptSide:
         self.clues = W.Checkbox(value=model.config.clues_in_prompt, description="clue words in prompt")
         self.region = W.Checkbox(value=model.config.region_in_prompt, description="region words in prompt")
         self.result = W.HTML()
-        self.figure = _image_figure([f"prompt {label}: predicted mask"], width=380, height=380)
-        self.figure.add_trace(go.Image(z=image, name="image", hoverinfo="skip"), row=1, col=1)
-        self.figure.add_trace(go.Heatmap(z=np.zeros(image.shape[:2]), zmin=0, zmax=1, colorscale="Reds", opacity=0.5,
-                                         name="mask probability", colorbar=dict(title=dict(text="p(manipulated)"))), row=1, col=1)
-        self.figure.add_trace(_contour(np.zeros(image.shape[:2]), "predicted mask", PRED_COLOR, "dash"), row=1, col=1)
+        self.figure = _image_figure(
+            [f"prompt {label}: predicted mask"],
+            [(go.Image(z=image, name="image", hoverinfo="skip"), 1),
+             (go.Heatmap(z=np.zeros(image.shape[:2]), zmin=0, zmax=1, colorscale="Reds", opacity=0.5, name="mask probability",
+                         colorbar=_colorbar("p(manipulated)")), 1),
+             (_contour(np.zeros(image.shape[:2]), "predicted mask", PRED_COLOR, "dash"), 1)],
+            title=f"Prompt {label}", width=400, height=420, right=40)
         self.error = W.HTML(layout=W.Layout(display="none"))
         self.analysis = None
         self.box = W.VBox([W.HTML(f"<h4>Prompt {label}</h4>"), self.question, self.system, self.clues, self.region,
