@@ -181,19 +181,27 @@ def test_detection_calibration_lowers_the_ece_and_p_fake_follows_it():
 
 
 def test_answers_start_with_the_verdict_that_p_fake_decides(fresh_tiny_model):
-    """With a calibration that overrules the language model, the text's first word follows p_fake, batched or not."""
+    """With a calibration that overrules the language model, the text's first word follows p_fake, batched or not,
+    and p_fake is still read from the model's own logits (finite, the same in both paths)."""
     from forensix.data.forge import ForgeryGenerator
 
     model = fresh_tiny_model
+    fake = model._answer_ids["fake"][0]
+
+    def prefer_fake(logits, hook):  # the tiny random LM rarely starts with a verdict: make it say "fake"
+        logits = logits.clone()
+        logits[..., fake] += 50.0
+        return logits
+
     images = [ForgeryGenerator(size=64, split="val", seed=2).sample(i).image for i in range(2)]
-    plain = model.analyze_batch(images, max_new_tokens=3)
-    fake, real = model._answer_ids["fake"][0], model._answer_ids["real"][0]
-    flipped = {fake: real, real: fake}
-    model.config.detection_scale, model.config.detection_bias = -1.0, 0.0  # reverses every verdict
-    for batched, single, before in zip(model.analyze_batch(images, max_new_tokens=3),
-                                      [model.analyze(im, max_new_tokens=3) for im in images], plain):
-        assert batched.generated_ids == single.generated_ids and batched.p_fake == pytest.approx(1 - before.p_fake, abs=1e-5)
-        if before.generated_ids[0] in flipped:
-            assert batched.generated_ids[0] == flipped[before.generated_ids[0]]
-        else:
-            assert batched.generated_ids[0] == before.generated_ids[0]
+    with model.hooks([("lm.logits", prefer_fake)]):
+        plain = model.analyze_batch(images, max_new_tokens=3)
+        assert all(a.generated_ids[0] == fake and a.p_fake > 0.5 for a in plain)
+        model.config.detection_scale, model.config.detection_bias = -1.0, 0.0  # reverses every verdict
+        batched = model.analyze_batch(images, max_new_tokens=3)
+        single = [model.analyze(im, max_new_tokens=3, capture_attention=False) for im in images]
+    real = model._answer_ids["real"][0]
+    for b, s1, before in zip(batched, single, plain):
+        assert np.isfinite(b.p_fake) and b.p_fake == pytest.approx(1 - before.p_fake, abs=1e-5)
+        assert b.p_fake == pytest.approx(s1.p_fake, abs=1e-5) and b.generated_ids == s1.generated_ids
+        assert b.generated_ids[0] == real and b.verdict == "real"

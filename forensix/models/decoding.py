@@ -115,8 +115,10 @@ class FirstTokens(LogitsProcessor):
 
     Example:
         >>> scores = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]])
-        >>> FirstTokens(lambda s: [2, None])(torch.zeros(2, 0, dtype=torch.long), scores.clone()).argmax(-1).tolist()
+        >>> FirstTokens(lambda s: [2, None])(torch.zeros(2, 0, dtype=torch.long), scores).argmax(-1).tolist()
         [2, 0]
+        >>> scores.tolist()  # unchanged
+        [[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]]
     """
 
     def __init__(self, choose: Callable[[torch.Tensor], Sequence[int | None]]) -> None:
@@ -126,7 +128,9 @@ class FirstTokens(LogitsProcessor):
         if self.done:
             return scores
         self.done = True
-        for row, token in enumerate(self.choose(scores)):
+        chosen = self.choose(scores)
+        scores = scores.clone()  # the raw logits generate() returns (p_fake is read from them) stay as they were
+        for row, token in enumerate(chosen):
             if token is not None:
                 scores[row] = float("-inf")
                 scores[row, token] = 0.0
