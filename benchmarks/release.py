@@ -133,8 +133,8 @@ the sha256 manifest on load.
 - Command: `{payload["train_command"]}` (run directory `{run_dir}`); {steps}.
 - Recipe: the default localizer recipe of this version (`benchmarks/ablation.py`); mask threshold
   {payload["config"]["mask_threshold"]} and relative read-out {payload["config"]["mask_relative"]} chosen on the
-  validation split; `p_fake` calibrated there (scale {payload["config"]["detection_scale"]:.3f}, bias
-  {payload["config"]["detection_bias"]:.3f}).
+  validation split; `p_fake` calibrated there (scale {payload["config"]["detection_scale"]:.3f}, mask weight
+  {payload["config"]["detection_mask_weight"]:.3f}, bias {payload["config"]["detection_bias"]:.3f}).
 - Training photos ({len(photos)}): {", ".join(photos)}; plus procedural textures. Validation and test
   photos are disjoint from them. {licences}
 
@@ -184,7 +184,7 @@ def main(model_name: str, n: int, n_native: int, publish_run: str | None = None,
                             "detection_sources": detection_sources(model, result)},
                "answers": answers(result),
                "config": {k: getattr(model.config, k) for k in ("mask_threshold", "mask_relative", "detection_scale",
-                                                                "detection_bias")}}
+                                                                "detection_mask_weight", "detection_bias")}}
     if n_native:
         nat = native.main(str(model_name), n_native)  # also writes native.json, with the 1 / 12 / 24 MP timing
         payload["native"] = {k: nat[k] for k in ("scores", "native_minus_resize", "native_above_every_baseline", "n_images", "timing")}
