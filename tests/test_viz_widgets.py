@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import numpy as np
 import pytest
 
@@ -124,25 +127,29 @@ def test_stage_walkthrough_runs_stops_resumes(fresh_tiny_model):
 
 
 def _plain(value):
-    """A synced (serialized) value as plain numbers: typed-array buffers back to arrays."""
-    if isinstance(value, dict) and "buffer" in value and "dtype" in value:
-        return np.frombuffer(bytes(value["buffer"]), value["dtype"]).reshape(value["shape"])
+    """A synced (JSON) value as plain numbers: plotly's base64 typed arrays back to arrays."""
+    if isinstance(value, dict) and "bdata" in value:
+        array = np.frombuffer(base64.b64decode(value["bdata"]), np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        return array.reshape([int(n) for n in str(shape).split(",")]) if shape else array
     return value
 
 
-def _assert_synced(fig) -> None:
+def _assert_synced(pane) -> None:
     """The state a browser gets (reload, second view, saved notebook) is the figure as it is now."""
-    state = fig.get_state()
-    data, layout = state["_widget_data"], state["_widget_layout"]
-    assert len(data) == len(fig.data) > 0, f"synced state holds {len(data)} traces, the figure {len(fig.data)}"
-    for synced, trace in zip(data, fig.data):
-        assert synced["type"] == trace.type and synced.get("name") == trace.name
+    (output,) = pane.widget.get_state()["outputs"]
+    synced = output["data"]["application/vnd.plotly.v1+json"]
+    data, layout = synced["data"], synced["layout"]
+    assert len(data) == len(pane.data) > 0, f"synced state holds {len(data)} traces, the figure {len(pane.data)}"
+    for synced_trace, trace in zip(data, pane.data):
+        assert synced_trace["type"] == trace.type and synced_trace.get("name") == trace.name
         for key in ("z", "x", "y"):
             value = getattr(trace, key, None)
             if value is not None:
-                assert np.allclose(np.asarray(_plain(synced[key]), float), np.asarray(value, float)), f"{trace.name}.{key} is stale"
-    assert layout.get("title", {}).get("text") == fig.layout.title.text
+                assert np.allclose(np.asarray(_plain(synced_trace[key]), float), np.asarray(value, float)), f"{trace.name}.{key} is stale"
+    assert layout.get("title", {}).get("text") == pane.layout.title.text
     assert layout["margin"]["t"] >= 90  # the title sits below the plotly toolbar
+    assert len(json.dumps(pane.widget.get_state())) < 2_000_000  # no plotly.js in the state: kilobytes, not megabytes
 
 
 def test_every_explorer_figure_syncs_its_state(tiny_model, fresh_tiny_model, sample):
@@ -152,7 +159,7 @@ def test_every_explorer_figure_syncs_its_state(tiny_model, fresh_tiny_model, sam
     _assert_synced(ex.figure)
     ex.op.value = "copy_move"
     _assert_synced(ex.figure)
-    assert "copy_move" in ex.figure.get_state()["_widget_layout"]["title"]["text"]
+    assert "copy_move" in ex.figure.synced_figure()["layout"]["title"]["text"]
 
     att = AttentionExplorer(tiny_model, sample.image, gt_mask=sample.mask)
     _assert_synced(att.figure)

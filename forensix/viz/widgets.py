@@ -1,4 +1,4 @@
-"""Interactive explorers for Jupyter: ipywidgets controls over plotly ``FigureWidget`` s.
+"""Interactive explorers for Jupyter: ipywidgets controls over plotly figures (:class:`~forensix.viz.figure_pane.FigurePane`).
 
 Each explorer is a class whose ``.widget`` is the ipywidgets container; the class displays as
 that widget in Jupyter (and as a static HTML snapshot where no widget manager runs). Errors
@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import html
 import threading
@@ -31,6 +30,7 @@ import ipywidgets as W
 import numpy as np
 
 from forensix.errors import ForensixError
+from forensix.viz.figure_pane import FigurePane
 from forensix.viz.figures import GT_COLOR, PRED_COLOR, _image, _map, _tint
 
 __all__ = ["DataExplorer", "AttentionExplorer", "GroundingExplorer", "StageWalkthrough", "PromptLab"]
@@ -59,68 +59,10 @@ def _colorbar(text: str) -> dict:
     return dict(title=dict(text=text, side="right"), thickness=14, len=0.85, outlinewidth=0)
 
 
-@functools.cache
-def live_figure_widget_class() -> type:
-    """``go.FigureWidget`` whose synced widget state always holds its current traces and layout.
-
-    plotly's ``FigureWidget`` keeps the figure in two synced traits, ``_widget_data`` and
-    ``_widget_layout``, but writes them only at construction and when the figure *itself* is
-    displayed (``_repr_mimebundle_``). Every later change (``add_trace``, ``trace.z = ...``,
-    ``layout.title.text = ...``) goes to the browser as a one-off message (``_py2js_addTraces``,
-    ``_py2js_restyle``, ...) that only views alive at that moment apply. A figure shown inside a
-    container (an explorer's ``VBox``) is never displayed itself, so its synced state stays as it
-    was built: a reloaded page, a second view, or the widget state saved in the notebook draws
-    that stale state (for figures built empty and filled later: no traces at all).
-
-    This subclass re-syncs both traits after every message it sends (after the message, so a live
-    view that applies the message and then receives the state stays consistent). Inside
-    ``batch_update()`` that is once per batch.
-    """
-    import plotly.graph_objects as go
-
-    class LiveFigureWidget(go.FigureWidget):
-        def sync_state(self) -> None:
-            """Write the current traces and layout into the synced widget state."""
-            self._widget_layout = copy.deepcopy(self._layout_obj._props)
-            self._widget_data = copy.deepcopy(self._data)
-
-        def _send_addTraces_msg(self, *args: Any, **kwargs: Any) -> None:
-            super()._send_addTraces_msg(*args, **kwargs)
-            self.sync_state()
-
-        def _send_deleteTraces_msg(self, *args: Any, **kwargs: Any) -> None:
-            super()._send_deleteTraces_msg(*args, **kwargs)
-            self.sync_state()
-
-        def _send_moveTraces_msg(self, *args: Any, **kwargs: Any) -> None:
-            super()._send_moveTraces_msg(*args, **kwargs)
-            self.sync_state()
-
-        def _send_restyle_msg(self, *args: Any, **kwargs: Any) -> None:
-            super()._send_restyle_msg(*args, **kwargs)
-            self.sync_state()
-
-        def _send_relayout_msg(self, *args: Any, **kwargs: Any) -> None:
-            super()._send_relayout_msg(*args, **kwargs)
-            self.sync_state()
-
-        def _send_update_msg(self, *args: Any, **kwargs: Any) -> None:
-            super()._send_update_msg(*args, **kwargs)
-            self.sync_state()
-
-    LiveFigureWidget.__module__ = __name__
-    return LiveFigureWidget
-
-
-def _figure_widget(fig: Any = None, **kwargs: Any):
-    """A :func:`live_figure_widget_class` instance built from a figure (traces and layout at construction)."""
-    return live_figure_widget_class()(fig, **kwargs)
-
-
 def _image_figure(titles: list[str], traces: list[tuple[Any, int]] = (), *, title: str = "", width: int = 720,
                   height: int = 420, top: int = 100, right: int = 20):
-    """A live FigureWidget with one image panel per title (y axes reversed, equal aspect), built with
-    its ``(trace, column)`` pairs and its layout in one go."""
+    """A :class:`~forensix.viz.figure_pane.FigurePane` with one image panel per title (y axes reversed,
+    equal aspect), built with its ``(trace, column)`` pairs and its layout in one go."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.08)
@@ -130,7 +72,7 @@ def _image_figure(titles: list[str], traces: list[tuple[Any, int]] = (), *, titl
                       legend=dict(orientation="h", y=-0.12))
     fig.update_xaxes(title_text="x (px)")
     fig.update_yaxes(title_text="y (px)", autorange="reversed")
-    return _figure_widget(fig)
+    return FigurePane(fig)
 
 
 def _contour(m: np.ndarray, name: str, color: str, dash: str = "solid"):
@@ -221,7 +163,7 @@ class DataExplorer(_Explorer):
         for c in (self.op, self.shape, self.photo, self.seed, self.jpeg, self.resize, self.noise, self.granularity):
             c.observe(lambda change: self.update(), names="value")
         controls = W.HBox([W.VBox([self.op, self.shape, self.photo, self.seed]), W.VBox([self.jpeg, self.resize, self.noise])])
-        self.widget = W.VBox([controls, self.granularity, self.error, self.figure, self.text])
+        self.widget = W.VBox([controls, self.granularity, self.error, self.figure.widget, self.text])
         self.update()
 
     def postprocess(self) -> list[dict[str, Any]]:
@@ -325,7 +267,7 @@ class AttentionExplorer(_Explorer):
         for c in (self.fusion, self.discard, self.start_layer):
             c.observe(lambda change: self.update_rollout(), names="value")
         self.widget = W.VBox([W.HBox([W.VBox([self.layer, self.head]), W.VBox([self.fusion, self.discard, self.start_layer])]),
-                              self.error, self.figure])
+                              self.error, self.figure.widget])
         self.update_raw()
         self.update_rollout()
 
@@ -419,7 +361,7 @@ class GroundingExplorer(_Explorer):
         self.figure = _image_figure(["token heatmap", self.mask_kind], traces, title="Grounding", height=460, right=40)
         self.update = self._guarded(self._update)
         self.token.observe(lambda change: self.update(), names="value")
-        self.widget = W.VBox([self.token, self.error, self.figure, self.stats])
+        self.widget = W.VBox([self.token, self.error, self.figure.widget, self.stats])
         self.update()
 
     def _update(self) -> None:
@@ -472,9 +414,9 @@ class StageWalkthrough(_Explorer):
         self.run_button = W.Button(description=f"Run {self.steps_per_click} steps", icon="play", button_style="success")
         self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger")
         self.status = W.HTML(f"stage {stage}: step 0 / {self.trainer.config.steps}")
-        self.loss_figure = _figure_widget(layout=dict(
+        self.loss_figure = FigurePane(go.Figure(layout=dict(
             title=_title(f"Stage {stage} training loss"), xaxis_title="step", yaxis_title="loss", width=520, height=400,
-            margin=dict(l=60, r=20, t=90, b=50), legend_title_text="loss term"))
+            margin=dict(l=60, r=20, t=90, b=50), legend_title_text="loss term")))
         shape = self.val_image.shape[:2]
         self.pred_figure = _image_figure(
             ["validation image: prediction"],
@@ -486,7 +428,7 @@ class StageWalkthrough(_Explorer):
         self.run_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.widget = W.VBox([W.HBox([self.run_button, self.stop_button, self.status]), self.error,
-                              W.HBox([self.loss_figure, self.pred_figure])])
+                              W.HBox([self.loss_figure.widget, self.pred_figure.widget])])
         self._guarded(self.refresh_prediction)()
 
     def refresh_prediction(self) -> None:
@@ -583,7 +525,7 @@ class _PromptSide:
         self.error = W.HTML(layout=W.Layout(display="none"))
         self.analysis = None
         self.box = W.VBox([W.HTML(f"<h4>Prompt {label}</h4>"), self.question, self.system, self.clues, self.region,
-                           self.error, self.result, self.figure], layout=W.Layout(width="50%"))
+                           self.error, self.result, self.figure.widget], layout=W.Layout(width="50%"))
 
 
 class PromptLab(_Explorer):
