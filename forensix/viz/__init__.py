@@ -8,6 +8,7 @@ Example:
 """
 
 from forensix.viz.export import export_notebook
+from forensix.viz.figure_pane import FigurePane
 from forensix.viz.figures import (
     attention_grid,
     forgery_gallery,
@@ -25,7 +26,7 @@ from forensix.viz.figures import (
 )
 
 __all__ = [
-    "attention_grid", "export_notebook", "forgery_gallery", "heatmap_overlay", "history_frame", "mask_overlay", "metric_table",
+    "FigurePane", "attention_grid", "export_notebook", "forgery_gallery", "heatmap_overlay", "history_frame", "mask_overlay", "metric_table",
     "op_samples", "pr_curves", "roc_curves", "to_png", "token_attribution_text", "token_patch_matrix",
     "training_curves",
 ]
