@@ -13,7 +13,6 @@ from transformers import CLIPVisionConfig, CLIPVisionModel, ViTConfig, ViTModel
 from forensix.errors import BadConfigError, ForensixError
 from forensix.explain import (
     attention_rollout,
-    eager_attention,
     gradient_rollout,
     relevance_to_patches,
     rollout_maps,
@@ -274,22 +273,6 @@ def test_model_restored_when_forward_raises(make, method):
     assert seen == {"attn": "eager", "training": False}  # the switch happened inside
     assert snapshot(model) == before
     handle.remove()
-
-
-def test_eager_attention_covers_composite_modules_and_restores_on_error():
-    class Composite(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.vision, self.other = tiny_vit(), tiny_clip()
-
-    model = Composite()
-    with pytest.raises(KeyError):
-        with eager_attention(model):
-            assert model.vision.config._attn_implementation == "eager"
-            assert model.other.config._attn_implementation == "eager"
-            raise KeyError("boom")
-    assert model.vision.config._attn_implementation == "sdpa"
-    assert model.other.config._attn_implementation == "sdpa"
 
 
 def test_custom_encoder_without_config_needs_a_square_grid_or_grid():

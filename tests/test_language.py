@@ -14,16 +14,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from forensix.errors import BadConfigError, ForensixError, ModelNotAvailableError
+from forensix.errors import BadConfigError, ModelNotAvailableError
+from forensix.hooks import attention_implementation
 from forensix.models import language
 from forensix.models.language import (
     SMOLLM2_DEFAULT_SYSTEM_PROMPT,
     LanguageModelBundle,
     answer_token_ids,
-    attention_implementation,
     cache_dir,
     load_language_model,
-    set_attention_implementation,
 )
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -208,14 +207,6 @@ def test_attention_implementation_switches_and_restores(tiny):
     with pytest.raises(BadConfigError), attention_implementation(model, "no-such-backend"):
         pass
     assert model.config._attn_implementation == "sdpa"
-
-    set_attention_implementation(model, "eager")
-    try:
-        assert model.config._attn_implementation == "eager"
-    finally:
-        set_attention_implementation(model, "sdpa")
-    with pytest.raises(ForensixError):
-        set_attention_implementation(torch.nn.Linear(2, 2), "eager")
 
 
 def test_atomic_build_never_leaves_a_half_cache(tmp_path):

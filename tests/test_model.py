@@ -1,4 +1,4 @@
-"""The composite model: shapes, hook points, cache, restoration, save/load, p_fake, overfitting, heads."""
+"""The composite model: shapes, save/load, p_fake, overfitting, heads."""
 
 from __future__ import annotations
 
@@ -7,23 +7,8 @@ import pytest
 import torch
 
 from forensix.config import get_config
-from forensix.errors import BadCheckpointError, BadPromptError, UnknownHookError
+from forensix.errors import BadCheckpointError, BadPromptError
 from forensix.models import ForensixModel
-
-EXPECTED_TINY_HOOKS = [
-    "vision.embed",
-    "vision.blocks.0.attn.pattern", "vision.blocks.0.out", "vision.blocks.1.attn.pattern", "vision.blocks.1.out",
-    "trace.residuals", "trace.out", "vision.fused", "prompts.embeddings",
-    "fl_expert.similarity.0", "fl_expert.similarity.1", "fl_expert.correlation", "fl_expert.mask_logits",
-    "mask_encoder.region", "mask_encoder.tokens", "clue_head.logits", "projector.out",
-    "lm.embed_tokens", "lm.layers.0.attn.pattern", "lm.layers.0.out", "lm.layers.1.attn.pattern", "lm.layers.1.out",
-    "lm.logits",
-]
-
-
-def test_hook_names_complete_and_stable(tiny_model):
-    assert tiny_model.hook_names() == EXPECTED_TINY_HOOKS
-
 
 @pytest.mark.parametrize("batch,height,width", [(1, 64, 64), (3, 64, 64), (3, 64, 96), (1, 96, 48)])
 def test_vision_side_shapes(tiny_model, batch, height, width):
@@ -34,76 +19,6 @@ def test_vision_side_shapes(tiny_model, batch, height, width):
     assert out.clue_logits.shape[0] == batch
     assert out.image_tokens.shape == (batch, cfg.image_token_grid**2, tiny_model.lm.config.hidden_size)
     assert out.mask_tokens.shape == (batch, cfg.mask_encoder.num_tokens, tiny_model.lm.config.hidden_size)
-
-
-def test_cache_holds_the_tensors_the_forward_used(tiny_model, stage2_batch):
-    tiny_model.eval()
-    out, cache = tiny_model.run_with_cache(stage2_batch, names_filter=["fl_expert.mask_logits", "clue_head.logits", "lm.logits"])
-    assert set(cache) == {"fl_expert.mask_logits", "clue_head.logits", "lm.logits"}
-    torch.testing.assert_close(cache["fl_expert.mask_logits"], out["mask_logits"].detach(), rtol=0, atol=0)
-    torch.testing.assert_close(cache["clue_head.logits"], out["clue_logits"].detach(), rtol=0, atol=0)
-    assert cache["lm.logits"].shape[:2] == (3, cache["lm.logits"].shape[1])
-
-
-def test_full_cache_captures_attention_patterns_and_restores_backend(tiny_model, stage2_batch):
-    before = (tiny_model.lm.config._attn_implementation, tiny_model.vision.model.config._attn_implementation)
-    _, cache = tiny_model.run_with_cache(stage2_batch)
-    assert set(cache) == set(EXPECTED_TINY_HOOKS)
-    pattern = cache["lm.layers.1.attn.pattern"]
-    assert pattern.ndim == 4 and torch.allclose(pattern.sum(-1)[0, :, :5], torch.ones(1))
-    assert cache["vision.blocks.0.attn.pattern"].shape == (3, 2, 17, 17)
-    assert (tiny_model.lm.config._attn_implementation, tiny_model.vision.model.config._attn_implementation) == before
-
-
-def test_hook_can_edit_the_forward(tiny_model, stage2_batch):
-    tiny_model.eval()
-    with torch.no_grad():
-        base = tiny_model(stage2_batch, losses=("mask",))["losses"]["mask"]
-        with tiny_model.hooks([("fl_expert.mask_logits", lambda t, hook: torch.full_like(t, -20.0))]):
-            edited = tiny_model(stage2_batch, losses=("mask",))
-    assert (edited["mask_logits"] == -20).all()
-    assert not torch.isclose(base, edited["losses"]["mask"])
-
-
-def test_editing_an_attention_pattern_changes_the_lm(tiny_model, stage2_batch):
-    tiny_model.eval()
-
-    def uniform(t, hook):
-        causal = torch.ones_like(t).tril(diagonal=t.shape[-1] - t.shape[-2])
-        return causal / causal.sum(-1, keepdim=True)
-
-    with torch.no_grad():
-        _, base = tiny_model.run_with_cache(stage2_batch, "lm.logits", losses=("lm",))
-        with tiny_model.hooks([("lm.layers.*.attn.pattern", uniform)]):
-            _, edited = tiny_model.run_with_cache(stage2_batch, "lm.logits", losses=("lm",))
-    assert (base["lm.logits"] - edited["lm.logits"]).abs().max() > 1e-4
-
-
-def test_hooks_removed_and_model_restored_after_an_exception(tiny_model, stage2_batch):
-    tiny_model.train()
-    before = tiny_model.lm.config._attn_implementation
-
-    def boom(t, hook):
-        raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError, match="boom"):
-        with tiny_model.hooks([("lm.layers.0.attn.pattern", boom)]):
-            tiny_model(stage2_batch, losses=("lm",))
-    assert all(not hp._forward_hooks for hp in tiny_model._hook_points.values())
-    assert tiny_model.lm.config._attn_implementation == before
-    assert tiny_model.training
-    with pytest.raises(RuntimeError, match="boom"):
-        with tiny_model.hooks([("trace.out", boom)]):
-            tiny_model.analyze(np.zeros((64, 64, 3), np.uint8))
-    assert all(not hp._forward_hooks for hp in tiny_model._hook_points.values())
-    assert tiny_model.training, "analyze must restore training mode even when it raises"
-    tiny_model.eval()
-
-
-def test_unknown_hook_name_is_a_clear_error(tiny_model):
-    with pytest.raises(UnknownHookError, match="fl_expert.mask_logits"):
-        with tiny_model.hooks([("fl_expert.mask_logit", lambda t, h: None)]):
-            pass
 
 
 def test_p_fake_is_the_two_token_softmax_of_the_logits(tiny_model):

@@ -22,7 +22,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from forensix.explain.replay import analysis_mode, input_labels, resolve_targets, teacher_force
+from forensix.explain.replay import input_labels, resolve_targets, teacher_force
+from forensix.models.modes import analysis_mode
 
 __all__ = ["captum_token_attribution"]
 

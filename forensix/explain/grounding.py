@@ -47,7 +47,8 @@ from torch import Tensor
 from forensix.errors import BadConfigError
 from forensix.explain.explanation_metrics import deletion_insertion, energy_in_mask, map_auroc, pointing_game
 from forensix.explain.registry import lookup
-from forensix.explain.replay import analysis_mode, append_generated, batched_grads, teacher_force
+from forensix.explain.replay import append_generated, batched_grads, teacher_force
+from forensix.models.modes import analysis_mode
 from forensix.explain.results import escape, heat_png_uri, html_result, load_result, save_result
 from forensix.explain.rollout import attention_rollout, fuse_heads, upsample_to_pixels
 

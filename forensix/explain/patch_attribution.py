@@ -23,10 +23,11 @@ import torch
 from torch import Tensor
 
 from forensix.errors import BadConfigError
-from forensix.explain.replay import (P_FAKE, ForcedSequence, analysis_mode, append_generated, resolve_targets, target_values,
+from forensix.explain.replay import (P_FAKE, ForcedSequence, append_generated, resolve_targets, target_values,
                                      teacher_force)
 from forensix.explain.results import escape, heat_png_uri, html_result
 from forensix.explain.rollout import upsample_to_pixels
+from forensix.models.modes import analysis_mode
 from forensix.models.outputs import VisionOutput
 
 __all__ = ["PatchAttribution", "attribute_patches"]

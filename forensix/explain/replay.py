@@ -6,13 +6,15 @@ Token attribution (:mod:`~forensix.explain.token_attribution`), patch attributio
 all score the tokens an analysis generated. :func:`teacher_force` rebuilds the analysis's prompt
 embeddings (vision slots filled) and checks that they are the analysis's own; :func:`append_generated`
 appends the generated prefix, so one pass gives every token's logits; :func:`target_values` reads the
-targets off them (a token's log-probability, or the ``p_fake`` log-odds). :func:`analysis_mode` freezes
-the model for the run and restores it afterwards; :func:`batched_grads` and :func:`grads_from_cotangents`
+targets off them (a token's log-probability, or the ``p_fake`` log-odds);
+:func:`forensix.models.modes.analysis_mode` freezes the model for the run and restores it afterwards;
+:func:`batched_grads` and :func:`grads_from_cotangents`
 take many gradients in one backward pass.
 
 Example:
     >>> import numpy as np
     >>> from forensix.models.forensix_model import ForensixModel
+    >>> from forensix.models.modes import analysis_mode
     >>> model = ForensixModel.from_config("tiny")
     >>> a = model.analyze(np.zeros((64, 64, 3), np.uint8), max_new_tokens=3)
     >>> n = len(a.generated_ids)
@@ -28,8 +30,7 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,14 +38,11 @@ import torch
 from torch import Tensor, nn
 
 from forensix.errors import BadConfigError
-from forensix.explain.rollout import preserved_model_state
-from forensix.hooks import attention_implementation
 from forensix.models.outputs import VisionOutput
 
 __all__ = [
     "P_FAKE",
     "ForcedSequence",
-    "analysis_mode",
     "teacher_force",
     "append_generated",
     "target_values",
@@ -56,29 +54,6 @@ __all__ = [
 
 #: Name of the ``p_fake`` target (FakeScope log-odds of "fake" vs "real").
 P_FAKE = "p_fake"
-
-
-@contextlib.contextmanager
-def analysis_mode(model: nn.Module, backend: str | None = "eager") -> Iterator[None]:
-    """Eval mode, frozen parameters and (unless ``backend`` is None) that LM attention backend, all
-    restored on exit, also on errors.
-
-    Example:
-        >>> m = torch.nn.Linear(2, 2).train()
-        >>> with analysis_mode(m, backend=None):
-        ...     m.training, m.weight.requires_grad
-        (False, False)
-        >>> m.training, m.weight.requires_grad
-        (True, True)
-    """
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(preserved_model_state(model))
-        if backend is not None:
-            stack.enter_context(attention_implementation(model.lm, backend))
-        model.eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
-        yield
 
 
 @dataclass

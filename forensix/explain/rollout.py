@@ -7,9 +7,9 @@ Two layers of API:
   :func:`upsample_to_pixels`;
 * model helpers that capture attentions from any ``transformers`` vision model (ViT, CLIP vision)
   or any module that returns ``attentions`` when called with ``output_attentions=True``:
-  :func:`vision_attentions`, :func:`rollout_maps`, and the context managers
-  :func:`eager_attention` and :func:`preserved_model_state`, which leave the model exactly as
-  they found it (training flags, attention backend, hooks, ``requires_grad``), also on errors.
+  :func:`vision_attentions` and :func:`rollout_maps`, which leave the model exactly as they found
+  it (:func:`forensix.models.modes.preserved_model_state` and the eager attention backend), also on
+  errors.
 
 :func:`rollout_maps` looks its ``method`` up in :data:`ROLLOUT_METHODS` (:func:`list_rollout_methods`)
 and every ``head_fusion`` in :data:`HEAD_FUSIONS`.
@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -37,6 +36,7 @@ from torch import Tensor, nn
 from forensix.errors import BadConfigError, BadImageError
 from forensix.explain.registry import lookup
 from forensix.hooks import attention_implementation
+from forensix.models.modes import preserved_model_state
 
 HeadFusion = Literal["mean", "max", "min"]
 
@@ -51,8 +51,6 @@ __all__ = [
     "gradient_rollout",
     "relevance_to_patches",
     "upsample_to_pixels",
-    "eager_attention",
-    "preserved_model_state",
     "vision_attentions",
     "rollout_maps",
     "RolloutResult",
@@ -267,81 +265,6 @@ def upsample_to_pixels(maps: Tensor, size: tuple[int, int]) -> Tensor:
     return normed.reshape(up.shape)
 
 
-# --------------------------------------------------------------------------- model state
-
-
-_HOOK_DICTS = (
-    "_forward_hooks",
-    "_forward_hooks_with_kwargs",
-    "_forward_hooks_always_called",
-    "_forward_pre_hooks",
-    "_forward_pre_hooks_with_kwargs",
-    "_backward_hooks",
-    "_backward_pre_hooks",
-)
-_CAPTURE_FLAG = "_output_capturing_hooks_installed"  # set by transformers' lazy output capture
-_MISSING = object()
-
-
-@contextmanager
-def eager_attention(model: nn.Module) -> Iterator[nn.Module]:
-    """Switch every ``transformers`` config in ``model`` to the eager attention backend, then restore.
-
-    ``transformers`` v5 returns attention weights only from the eager backend; this is
-    :func:`forensix.hooks.attention_implementation` with ``"eager"`` (composites included,
-    restored also when the body raises).
-
-    Example:
-        >>> from transformers import ViTConfig, ViTModel
-        >>> m = ViTModel(ViTConfig(image_size=16, patch_size=8, hidden_size=8, num_hidden_layers=1,
-        ...     num_attention_heads=2, intermediate_size=8), add_pooling_layer=False)
-        >>> with eager_attention(m):
-        ...     m.config._attn_implementation
-        'eager'
-    """
-    with attention_implementation(model, "eager"):
-        yield model
-
-
-@contextmanager
-def preserved_model_state(model: nn.Module) -> Iterator[nn.Module]:
-    """Restore ``model`` on exit: each module's ``training`` flag, each parameter's
-    ``requires_grad``, and module hooks (hooks added inside are removed, including the output
-    capturing hooks ``transformers`` installs lazily on the first ``output_attentions=True`` call).
-
-    Example:
-        >>> m = torch.nn.Linear(2, 2).train()
-        >>> with preserved_model_state(m):
-        ...     _ = m.eval()
-        >>> m.training
-        True
-    """
-    modules = list(model.modules())
-    training = [(m, m.training) for m in modules]
-    grads = [(p, p.requires_grad) for p in model.parameters()]
-    hooks = [(m, {name: set(getattr(m, name, {}) or {}) for name in _HOOK_DICTS}) for m in modules]
-    flags = [(m, m.__dict__.get(_CAPTURE_FLAG, _MISSING)) for m in modules]
-    try:
-        yield model
-    finally:
-        for m, mode in training:
-            m.training = mode
-        for p, flag in grads:
-            p.requires_grad_(flag)
-        for m, before in hooks:
-            for name, keys in before.items():
-                current = getattr(m, name, None)
-                if current is None:
-                    continue
-                for key in [k for k in current if k not in keys]:
-                    del current[key]
-        for m, value in flags:
-            if value is _MISSING:
-                m.__dict__.pop(_CAPTURE_FLAG, None)
-            else:
-                m.__dict__[_CAPTURE_FLAG] = value
-
-
 # --------------------------------------------------------------------------- model helpers
 
 
@@ -421,7 +344,7 @@ def vision_attentions(
     The model runs in eval mode with the eager attention backend; when the input size differs
     from ``config.image_size`` and the forward accepts ``interpolate_pos_encoding``, it is set to
     True (ViT and CLIP vision then take non-square inputs). Everything is restored afterwards,
-    also on errors (see :func:`preserved_model_state`, :func:`eager_attention`).
+    also on errors (see :func:`~forensix.models.modes.preserved_model_state`).
 
     With ``with_grad=True`` returns ``(attentions, gradients)``, both lists in forward order,
     where ``gradients[l] = d target / d attentions[l]``. ``target(outputs)`` returns a scalar or
@@ -439,7 +362,7 @@ def vision_attentions(
     """
     _check_pixels(pixel_values)
     kwargs = _forward_kwargs(model, pixel_values, forward_kwargs)
-    with preserved_model_state(model), eager_attention(model):
+    with preserved_model_state(model), attention_implementation(model, "eager"):
         model.eval()
         if not with_grad:
             with torch.no_grad():

