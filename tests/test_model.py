@@ -10,6 +10,7 @@ from forensix.config import get_config
 from forensix.errors import BadCheckpointError, BadPromptError
 from forensix.models import ForensixModel
 
+
 @pytest.mark.parametrize("batch,height,width", [(1, 64, 64), (3, 64, 64), (3, 64, 96), (1, 96, 48)])
 def test_vision_side_shapes(tiny_model, batch, height, width):
     cfg = tiny_model.config

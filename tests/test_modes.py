@@ -4,7 +4,6 @@ attention backend and analysis mode restore everything they change, also when th
 from __future__ import annotations
 
 import pytest
-import torch
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel, ViTConfig, ViTModel
 

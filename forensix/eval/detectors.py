@@ -38,6 +38,7 @@ from forensix.baselines import get_detector
 from forensix.baselines.base import Detector, Localization, check_image
 from forensix.errors import BadDatasetError, BadMaskError, ForensixError
 from forensix.eval.metrics import image_metrics, pixel_metrics
+from forensix.inline import HEAT_COLORSCALE
 from forensix.weights import DEFAULT_MODEL
 
 __all__ = ["EvalResult", "evaluate_detector", "compare_detectors", "comparison_figure", "resolve_detector", "run_eval"]
@@ -168,7 +169,7 @@ def _png(image: np.ndarray, gt: np.ndarray, heat: np.ndarray, pred: np.ndarray, 
     fig = Figure(figsize=(10, 2.8), dpi=80)
     axes = fig.subplots(1, 4)
     for ax, (arr, label, cmap) in zip(
-        axes, [(image, "image", None), (gt, "ground truth", "gray"), (heat, "heatmap", "inferno"), (pred, "predicted mask", "gray")]
+        axes, [(image, "image", None), (gt, "ground truth", "gray"), (heat, "heatmap", HEAT_COLORSCALE), (pred, "predicted mask", "gray")]
     ):
         ax.imshow(arr, cmap=cmap, vmin=None if cmap is None else 0, vmax=None if cmap is None else 1)
         ax.set_title(label, fontsize=9)

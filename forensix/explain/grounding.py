@@ -48,9 +48,10 @@ from forensix.errors import BadConfigError
 from forensix.explain.explanation_metrics import deletion_insertion, energy_in_mask, map_auroc, pointing_game
 from forensix.explain.registry import lookup
 from forensix.explain.replay import append_generated, batched_grads, teacher_force
-from forensix.models.modes import analysis_mode
-from forensix.explain.results import escape, heat_png_uri, html_result, load_result, save_result
+from forensix.explain.results import escape, html_result, load_result, save_result
 from forensix.explain.rollout import attention_rollout, fuse_heads, upsample_to_pixels
+from forensix.inline import heat_png_uri
+from forensix.models.modes import analysis_mode
 
 __all__ = ["Grounding", "GroundingMaps", "GroundingSettings", "GROUNDING_METHODS", "ground", "list_grounding_methods",
            "location_token_indices", "LOCATION_WORDS", "pooling_matrix"]

@@ -25,8 +25,9 @@ from torch import Tensor
 from forensix.errors import BadConfigError
 from forensix.explain.replay import (P_FAKE, ForcedSequence, append_generated, resolve_targets, target_values,
                                      teacher_force)
-from forensix.explain.results import escape, heat_png_uri, html_result
+from forensix.explain.results import escape, html_result
 from forensix.explain.rollout import upsample_to_pixels
+from forensix.inline import heat_png_uri
 from forensix.models.modes import analysis_mode
 from forensix.models.outputs import VisionOutput
 

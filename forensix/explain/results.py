@@ -20,12 +20,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from forensix.errors import BadCheckpointError
 
-__all__ = ["save_result", "load_result", "html_result", "score_colour", "heat_png_uri", "escape"]
+__all__ = ["save_result", "load_result", "html_result", "escape"]
 
 _FORMAT = "forensix-explain"
 escape = html.escape
@@ -74,20 +73,3 @@ def html_result(markup: str) -> Any:
     return HTML(markup)
 
 
-def score_colour(value: float, vmax: float) -> str:
-    """CSS background for a signed score: red for positive, blue for negative, alpha ∝ |value| / vmax."""
-    if not np.isfinite(value) or vmax <= 0:
-        return "transparent"
-    a = min(1.0, abs(float(value)) / vmax) * 0.85
-    return f"rgba(220,40,40,{a:.3f})" if value >= 0 else f"rgba(40,90,220,{a:.3f})"
-
-
-def heat_png_uri(heat: np.ndarray, image: np.ndarray | None = None, alpha: float = 0.55) -> str:
-    """Inline PNG of a [0, 1] heatmap (red-yellow ramp), blended over ``image`` when given."""
-    from forensix.models.analysis import png_data_uri
-
-    h = np.clip(np.nan_to_num(np.asarray(heat, np.float32)), 0, 1)
-    ramp = np.stack([np.ones_like(h), h, np.zeros_like(h)], -1) * 255 * np.clip(h * 1.5, 0, 1)[..., None]
-    if image is not None and image.shape[:2] == h.shape:
-        ramp = (1 - alpha) * image.astype(np.float32) + alpha * ramp
-    return png_data_uri(ramp.clip(0, 255).astype(np.uint8))

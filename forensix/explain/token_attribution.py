@@ -37,7 +37,8 @@ from forensix.errors import BadConfigError
 from forensix.explain.registry import lookup
 from forensix.explain.replay import (P_FAKE, ForcedSequence, append_generated, grads_from_cotangents,
                                      input_labels, resolve_targets, target_values, teacher_force)
-from forensix.explain.results import escape, html_result, load_result, save_result, score_colour
+from forensix.explain.results import escape, html_result, load_result, save_result
+from forensix.inline import score_colour
 from forensix.models.modes import analysis_mode
 
 __all__ = ["ATTRIBUTION_METHODS", "AttributionScores", "AttributionSettings", "TokenAttribution", "Words", "attribute_tokens",

@@ -15,34 +15,13 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-
-def png_data_uri(image: np.ndarray) -> str:
-    """An inline ``data:image/png;base64`` URI for an ``H x W x 3`` uint8 image."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def overlay_mask(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 40, 40), alpha: float = 0.35) -> np.ndarray:
-    """Tint ``mask`` pixels and draw their outline on a copy of ``image``."""
-    from scipy.ndimage import binary_erosion
-
-    out = image.astype(np.float32).copy()
-    region = mask.astype(bool)
-    out[region] = (1 - alpha) * out[region] + alpha * np.array(color, np.float32)
-    edge = region & ~binary_erosion(region, iterations=max(1, min(image.shape[:2]) // 128))
-    out[edge] = color
-    return out.clip(0, 255).astype(np.uint8)
+from forensix.inline import heat_rgb, overlay_mask, png_data_uri
 
 
 @dataclass
@@ -99,8 +78,6 @@ class Analysis:
 
     def _repr_html_(self) -> str:
         shown = overlay_mask(self.image, self.mask)
-        heat = (np.clip(self.mask_probs, 0, 1) * 255).astype(np.uint8)
-        heat_rgb = np.stack([heat, np.zeros_like(heat), 255 - heat], axis=-1)
         chips = "".join(
             f'<span style="background:#fde2e2;border-radius:8px;padding:1px 6px;margin:2px">{html.escape(c)}</span>'
             for c in self.clues
@@ -110,7 +87,7 @@ class Analysis:
             '<div style="font-family:sans-serif;display:flex;gap:12px;align-items:flex-start">'
             f'<figure style="margin:0"><img src="{png_data_uri(shown)}" style="width:224px;image-rendering:pixelated">'
             "<figcaption>image, predicted mask outlined</figcaption></figure>"
-            f'<figure style="margin:0"><img src="{png_data_uri(heat_rgb)}" style="width:224px">'
+            f'<figure style="margin:0"><img src="{png_data_uri(heat_rgb(self.mask_probs))}" style="width:224px">'
             "<figcaption>mask probabilities</figcaption></figure>"
             '<div style="max-width:420px">'
             f'<div><b style="color:{colour}">{self.verdict.upper()}</b> &nbsp; p_fake = {self.p_fake:.3f}</div>'

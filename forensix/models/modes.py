@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-import torch
 from torch import nn
 
 from forensix.hooks import attention_implementation
@@ -63,7 +62,7 @@ def preserved_model_state(model: nn.Module) -> Iterator[nn.Module]:
     capturing hooks ``transformers`` installs lazily on the first ``output_attentions=True`` call).
 
     Example:
-        >>> m = torch.nn.Linear(2, 2).train()
+        >>> m = nn.Linear(2, 2).train()
         >>> with preserved_model_state(m):
         ...     _ = m.eval()
         >>> m.training
@@ -101,7 +100,7 @@ def analysis_mode(model: nn.Module, backend: str | None = "eager") -> Iterator[N
     restored on exit, also on errors.
 
     Example:
-        >>> m = torch.nn.Linear(2, 2).train()
+        >>> m = nn.Linear(2, 2).train()
         >>> with analysis_mode(m, backend=None):
         ...     m.training, m.weight.requires_grad
         (False, False)

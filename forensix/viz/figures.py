@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from forensix.errors import ForensixError
+from forensix.inline import HEAT_COLORSCALE, overlay_mask, score_colour
 
 __all__ = [
     "mask_overlay", "heatmap_overlay", "attention_grid", "token_attribution_text", "token_patch_matrix",
@@ -178,7 +179,7 @@ def heatmap_overlay(
         import plotly.graph_objects as go
 
         fig = go.Figure(go.Image(z=img, name="image", hoverinfo="skip"))
-        fig.add_trace(go.Heatmap(z=heat, name="heatmap", colorscale="Inferno", opacity=opacity,
+        fig.add_trace(go.Heatmap(z=heat, name="heatmap", colorscale=HEAT_COLORSCALE, opacity=opacity,
                                  colorbar=dict(title=dict(text=colorbar_title))))
         if gt is not None:
             fig.add_trace(go.Contour(z=gt, name="ground truth", showscale=False, showlegend=True, hoverinfo="skip",
@@ -191,7 +192,7 @@ def heatmap_overlay(
     fig, axes = _mpl_figure(size=(5.6, 5))
     ax = axes[0, 0]
     ax.imshow(img)
-    im = ax.imshow(heat, cmap="inferno", alpha=opacity)
+    im = ax.imshow(heat, cmap=HEAT_COLORSCALE, alpha=opacity)
     fig.colorbar(im, ax=ax, label=colorbar_title, shrink=0.8)
     if gt is not None and gt.max() >= 0.5 > gt.min():
         ax.contour(gt, levels=[0.5], colors=[GT_COLOR], linewidths=2)
@@ -259,14 +260,14 @@ def attention_grid(
                 fig.add_trace(go.Heatmap(z=maps[l, h], coloraxis="coloraxis", name=f"L{l} H{h}"), row=l + 1, col=h + 1)
         fig.update_yaxes(autorange="reversed", scaleanchor="x", title_text="patch row")
         fig.update_xaxes(title_text="patch column")
-        fig.update_layout(title=title, coloraxis=dict(colorscale="Viridis", cmin=vmin, cmax=vmax, colorbar=dict(title=dict(text="attention"))),
+        fig.update_layout(title=title, coloraxis=dict(colorscale=HEAT_COLORSCALE, cmin=vmin, cmax=vmax, colorbar=dict(title=dict(text="attention"))),
                           width=max(420, 220 * n_heads), height=max(360, 200 * n_layers + 80))
         return _twin(fig, attention_grid, attentions, grid=grid, query=query, n_prefix_tokens=n_prefix_tokens, title=title)
     fig, axes = _mpl_figure(n_layers, n_heads, size=(2.4 * n_heads + 1.2, 2.3 * n_layers + 0.6))
     for l in range(n_layers):
         for h in range(n_heads):
             ax = axes[l, h]
-            im = ax.imshow(maps[l, h], cmap="viridis", vmin=vmin, vmax=vmax)
+            im = ax.imshow(maps[l, h], cmap=HEAT_COLORSCALE, vmin=vmin, vmax=vmax)
             ax.set_title(f"layer {l}, head {h}", fontsize=9)
             ax.set_xlabel("patch column", fontsize=8)
             ax.set_ylabel("patch row", fontsize=8)
@@ -277,13 +278,6 @@ def attention_grid(
 
 
 # ------------------------------------------------------------------------------------------ tokens
-
-
-def _token_colour(score: float, vmax: float) -> str:
-    v = float(np.clip(score / vmax, -1, 1)) if vmax > 0 else 0.0
-    if v >= 0:
-        return f"rgba(231, 76, 60, {v:.2f})"
-    return f"rgba(52, 152, 219, {-v:.2f})"
 
 
 def token_attribution_text(tokens: Sequence[str], scores: Any, *, title: str = "Token attribution", backend: str = "html"):
@@ -302,7 +296,7 @@ def token_attribution_text(tokens: Sequence[str], scores: Any, *, title: str = "
         from IPython.display import HTML
 
         spans = "".join(
-            f'<span title="{s:.3g}" style="background:{_token_colour(s, vmax)};border-radius:3px;padding:1px 2px;'
+            f'<span title="{s:.3g}" style="background:{score_colour(s, vmax)};border-radius:3px;padding:1px 2px;'
             f'margin:1px;white-space:pre">{html.escape(t)}</span>' for t, s in zip(tokens, vals)
         )
         out = HTML(f'<div style="font-family:monospace;line-height:1.9"><b>{html.escape(title)}</b>'
@@ -319,7 +313,7 @@ def token_attribution_text(tokens: Sequence[str], scores: Any, *, title: str = "
     for t, s in zip(tokens, vals):
         label = t.replace("\n", "⏎") or "∅"
         ax.text(x, y, label, family="monospace", fontsize=10, va="top",
-                bbox=dict(facecolor=mcolors.to_rgba(_rgba(_token_colour(s, vmax))), edgecolor="none", pad=1.5))
+                bbox=dict(facecolor=mcolors.to_rgba(_rgba(score_colour(s, vmax))), edgecolor="none", pad=1.5))
         x += 0.012 * (len(label) + 2)
         if x > 0.95:
             x, y = 0.0, y - 0.3
@@ -331,6 +325,8 @@ def token_attribution_text(tokens: Sequence[str], scores: Any, *, title: str = "
 
 
 def _rgba(css: str) -> tuple[float, float, float, float]:
+    if "(" not in css:  # "transparent"
+        return (0.0, 0.0, 0.0, 0.0)
     r, g, b, a = (float(v) for v in css[css.index("(") + 1 : -1].split(","))
     return (r / 255, g / 255, b / 255, a)
 
@@ -684,7 +680,6 @@ def forgery_gallery(samples: Sequence[Any] | None = None, *, title: str = "Synth
 
 
 def _tint(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    from forensix.models.analysis import overlay_mask
 
     return overlay_mask(_image(image), mask, color=(0x2E, 0xCC, 0x71))
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from forensix.models.analysis import Analysis, overlay_mask, png_data_uri
+from forensix.inline import heat_rgb, overlay_mask, png_data_uri
+from forensix.models.analysis import Analysis
 
 
 @dataclass
@@ -45,12 +46,6 @@ def figure_data_uri(fig: Figure, dpi: int = 110) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _heat_rgb(heat: np.ndarray) -> np.ndarray:
-    from matplotlib import colormaps
-
-    return (colormaps["inferno"](np.clip(heat, 0, 1))[..., :3] * 255).astype(np.uint8)
-
-
 def _grounding_strip(item: ReportItem, max_tokens: int = 6) -> str:
     grounding = item.grounding
     if grounding is None or not len(getattr(grounding, "tokens", [])):
@@ -61,7 +56,7 @@ def _grounding_strip(item: ReportItem, max_tokens: int = 6) -> str:
     cells = []
     for index in chosen:
         heat = np.asarray(grounding.maps[index])
-        blend = (0.5 * item.analysis.image + 0.5 * _heat_rgb(heat)).astype(np.uint8)
+        blend = (0.5 * item.analysis.image + 0.5 * heat_rgb(heat)).astype(np.uint8)
         if item.gt_mask is not None:
             blend = overlay_mask(blend, item.gt_mask, color=(60, 220, 60), alpha=0.0)
         cells.append(f'<figure style="margin:2px"><img src="{png_data_uri(blend)}" width="112">'
@@ -86,7 +81,7 @@ def item_html(item: ReportItem) -> str:
     if item.gt_mask is not None:
         panels.append(("ground truth", overlay_mask(a.image, item.gt_mask, color=(60, 220, 60))))
     panels.append((f"prediction (probability ≥ {a.threshold:.2f})", overlay_mask(a.image, a.mask)))
-    panels.append(("mask probability", _heat_rgb(a.mask_probs)))
+    panels.append(("mask probability", heat_rgb(a.mask_probs)))
     figures = "".join(
         f'<figure style="margin:2px"><img src="{png_data_uri(img)}" width="180"><figcaption>{t}</figcaption></figure>'
         for t, img in panels

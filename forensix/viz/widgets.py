@@ -30,6 +30,7 @@ import ipywidgets as W
 import numpy as np
 
 from forensix.errors import ForensixError
+from forensix.inline import HEAT_COLORSCALE, png_data_uri
 from forensix.viz.figure_pane import FigurePane
 from forensix.viz.figures import GT_COLOR, PRED_COLOR, _image, _map, _tint
 
@@ -40,8 +41,6 @@ __all__ = ["DataExplorer", "AttentionExplorer", "GroundingExplorer", "StageWalkt
 
 
 def _png_img(image: np.ndarray, width: int = 256) -> str:
-    from forensix.models.analysis import png_data_uri
-
     return f'<img src="{png_data_uri(image)}" style="width:{width}px;image-rendering:pixelated">'
 
 
@@ -251,7 +250,7 @@ class AttentionExplorer(_Explorer):
         traces = []
         for col in (1, 2):
             traces.append((go.Image(z=self.image, name="image", hoverinfo="skip"), col))
-            traces.append((go.Heatmap(z=np.zeros(self.image.shape[:2]), colorscale="Inferno", opacity=0.6, zmin=0, zmax=1,
+            traces.append((go.Heatmap(z=np.zeros(self.image.shape[:2]), colorscale=HEAT_COLORSCALE, opacity=0.6, zmin=0, zmax=1,
                                       name="raw" if col == 1 else "rollout", showscale=col == 2,
                                       colorbar=_colorbar("relevance (min-max)")), col))
             if gt_mask is not None:
@@ -354,7 +353,7 @@ class GroundingExplorer(_Explorer):
                       else W.Select(options=options, value=0, rows=8, description="token"))
         self.stats = W.HTML()
         traces = [(go.Image(z=self.image, name="image", hoverinfo="skip"), 1),
-                  (go.Heatmap(z=self.maps[0], colorscale="Inferno", opacity=0.6, name="grounding", colorbar=_colorbar("grounding")), 1),
+                  (go.Heatmap(z=self.maps[0], colorscale=HEAT_COLORSCALE, opacity=0.6, name="grounding", colorbar=_colorbar("grounding")), 1),
                   (go.Image(z=_tint(self.image, self.mask) if self.mask is not None else self.image, name=self.mask_kind), 2)]
         if self.mask is not None:
             traces.append((_contour(self.mask, self.mask_kind, GT_COLOR), 1))
@@ -421,7 +420,7 @@ class StageWalkthrough(_Explorer):
         self.pred_figure = _image_figure(
             ["validation image: prediction"],
             [(go.Image(z=self.val_image, name="image", hoverinfo="skip"), 1),
-             (go.Heatmap(z=np.zeros(shape), zmin=0, zmax=1, colorscale="Reds", opacity=0.5, name="mask probability",
+             (go.Heatmap(z=np.zeros(shape), zmin=0, zmax=1, colorscale=HEAT_COLORSCALE, opacity=0.5, name="mask probability",
                          colorbar=_colorbar("p(manipulated)")), 1),
              (_contour(_map(self.val_mask, shape, "mask"), "ground truth", GT_COLOR), 1)],
             title="Prediction", width=420, height=440, right=40)
@@ -518,7 +517,7 @@ class _PromptSide:
         self.figure = _image_figure(
             [f"prompt {label}: predicted mask"],
             [(go.Image(z=image, name="image", hoverinfo="skip"), 1),
-             (go.Heatmap(z=np.zeros(image.shape[:2]), zmin=0, zmax=1, colorscale="Reds", opacity=0.5, name="mask probability",
+             (go.Heatmap(z=np.zeros(image.shape[:2]), zmin=0, zmax=1, colorscale=HEAT_COLORSCALE, opacity=0.5, name="mask probability",
                          colorbar=_colorbar("p(manipulated)")), 1),
              (_contour(np.zeros(image.shape[:2]), "predicted mask", PRED_COLOR, "dash"), 1)],
             title=f"Prompt {label}", width=400, height=420, right=40)
