@@ -1,6 +1,6 @@
 """Pixel, image, text and clue metrics for forgery localization and explanation.
 
-Conventions (see REFERENCE.md):
+Conventions:
 
 * A probability map is binarised as ``prob >= threshold`` (a uint8 0/1 mask passes unchanged at
   the default 0.5).

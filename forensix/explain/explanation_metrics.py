@@ -1,6 +1,6 @@
 """Metrics of explanations: grounding against the true mask and faithfulness to the model.
 
-Definitions follow ``REFERENCE.md``: pointing game, energy inside the mask, pixel AUROC (does a
+Definitions: pointing game, energy inside the mask, pixel AUROC (does a
 heatmap point at the manipulated region?), deletion/insertion curves (RISE) and ERASER
 comprehensiveness/sufficiency (does the model's score depend on what the explanation marks?).
 Heatmaps are ``H x W`` arrays (numpy or torch); masks are ``H x W`` binary arrays (1 = manipulated).

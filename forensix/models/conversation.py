@@ -16,6 +16,7 @@ import torch
 
 from forensix.errors import BadPromptError
 from forensix.models.modes import eval_mode
+from forensix.models.vision_side import encode_images
 
 if TYPE_CHECKING:
     from forensix.models.forensix_model import ForensixModel
@@ -27,7 +28,7 @@ class Conversation:
     def __init__(self, model: ForensixModel, image: Any) -> None:
         self.model = model
         with torch.no_grad(), eval_mode(model):
-            self.pixels, self.vision, _ = model._encode(image)
+            self.pixels, self.vision, _ = encode_images(model, image)
         self.history: list[dict] = []
 
     def ask(self, question: str, max_new_tokens: int | None = None) -> str:

@@ -30,6 +30,7 @@ from forensix.config import ForensixConfig
 from forensix.data.conversations import DETECTION_QUESTION
 from forensix.models.modes import eval_mode
 from forensix.models.pixels import image_arrays
+from forensix.models.vision_side import encode_images
 
 if TYPE_CHECKING:
     from forensix.models.forensix_model import ForensixModel
@@ -72,7 +73,7 @@ def detection_evidence(model: ForensixModel, images: Any, question: str = DETECT
     rows = []
     with eval_mode(model):
         for i in range(0, len(arrays), batch_size):
-            vision = model._encode(arrays[i : i + batch_size])[1]
+            vision = encode_images(model, arrays[i : i + batch_size])[1]
             score = torch.logit(vision.mask_score.float().clamp(1e-4, 1 - 1e-4))
             rows.append(torch.stack([model.detection_margin(model._answer_logits(vision, question)), score], 1).cpu())
     return torch.cat(rows).numpy().astype(np.float64)
@@ -85,7 +86,7 @@ def detect(model: ForensixModel, images: Any, question: str = DETECTION_QUESTION
     arrays = image_arrays(images)
     with eval_mode(model):
         scores = [
-            model.p_fake(model._encode(arrays[i : i + batch_size], None if masks is None else masks[i : i + batch_size])[1],
+            model.p_fake(encode_images(model, arrays[i : i + batch_size], None if masks is None else masks[i : i + batch_size])[1],
                          question).cpu()
             for i in range(0, len(arrays), batch_size)
         ]

@@ -1,6 +1,6 @@
 """ForensixModel: vision encoder + forgery-trace branch + FL-Expert + mask encoder + clue head + projector + LM.
 
-Data flow (DESIGN.md)::
+Data flow (the assembly of the vision side is :mod:`forensix.models.vision_side`)::
 
     image -> vision encoder --+--> FL-Expert (prompts, trace skips) -> mask logits -> mask encoder -> mask tokens
             trace branch  ----+--> fused patch tokens -> projector -> image tokens
@@ -30,10 +30,10 @@ from forensix.baselines.base import Localization
 from forensix.config import ForensixConfig, get_config
 from forensix.data.conversations import DETECTION_QUESTION, analysis_question
 from forensix.data.describe import CLUES, phrasebook
-from forensix.errors import BadConfigError, BadPromptError
+from forensix.errors import BadPromptError
 from forensix.eval.calibration import image_threshold
 from forensix.hooks import Cache, HookedModule, add_output_hook_point, caching_hooks, install_block_hooks, resolve_names
-from forensix.models import detection, generation, persistence, prompter
+from forensix.models import detection, generation, persistence, prompter, vision_side
 from forensix.models.analysis import Analysis
 from forensix.models.clue_head import ClueHead
 from forensix.models.conversation import Conversation
@@ -42,10 +42,10 @@ from forensix.models.fl_expert import FLExpert
 from forensix.models.heads import HeadRegistry
 from forensix.models.language import answer_token_ids, load_language_model
 from forensix.models.lora import inject_lora
-from forensix.models.mask_encoder import MaskEncoder, region_features, top_mean
+from forensix.models.mask_encoder import MaskEncoder
 from forensix.models.modes import eval_mode
-from forensix.models.native import RESOLUTIONS, native_probabilities, pooled, stitched
-from forensix.models.objectives import LocalizerOutput, localizer_loss
+from forensix.models.native import pooled, stitched
+from forensix.models.objectives import localizer_loss
 from forensix.models.outputs import Reply, VisionOutput
 from forensix.models.pixels import as_pixels, image_arrays, mask_tensor, probability_maps, resized
 from forensix.models.projector import Projector
@@ -54,8 +54,6 @@ from forensix.models.prompts import ForgeryPrompts
 from forensix.models.trace import TraceBranch
 from forensix.models.vision import VisionEncoder
 
-#: The localizer's detection evidence: the mean of the top 1 % of its mask probabilities (``forensix.eval.model_quality.mask_top``).
-MASK_SCORE_FRACTION = 0.01
 #: Pieces of the model, in data-flow order; stage specs and parameter tables use these names.
 PIECES = ("vision", "trace", "fusion", "prompts", "fl_expert", "mask_encoder", "clue_head", "projector", "lm", "heads")
 
@@ -159,36 +157,13 @@ class ForensixModel(HookedModule):
                              self.config.native_tile, self.config.native_overlap).sigmoid()
                     for a in image_arrays(images)]
 
-    def _native_region(self, masks: Sequence[torch.Tensor]) -> torch.Tensor:
-        return pooled(masks, self.config.image_size).to(self.device)
-
     def region_for(self, image: Any) -> torch.Tensor | None:
         """The mask the language side reads for ``image`` when it is not computed from the model's copy:
         the native mask pooled to the model's size (``resolution="native"``), else ``None``.
 
         Explanation tools pass it to :meth:`encode_image` so that they replay exactly what :meth:`analyze` saw.
         """
-        return self._native_region(self.native_masks(image)) if self.config.resolution == "native" else None
-
-    def _encode(self, images: Any, masks: Sequence[Any] | None = None,
-                ) -> tuple[torch.Tensor, VisionOutput, list[np.ndarray]]:
-        """Preprocessed copy, vision tensors and one probability map per image at its own size.
-
-        ``masks`` (user masks) replace the predicted ones; otherwise the localizer runs at native
-        resolution or on the copy, as ``config.resolution`` says.
-        """
-        if self.config.resolution not in RESOLUTIONS:
-            raise BadConfigError(f"config.resolution={self.config.resolution!r}; choose one of {RESOLUTIONS}")
-        arrays = image_arrays(images)
-        pixels, sizes = self.preprocess(arrays)
-        if masks is not None:
-            vision = self.encode_image(pixels, self.preprocess_masks(masks, sizes))
-            return pixels, vision, probability_maps(vision.mask_logits, sizes)
-        if self.config.resolution == "native":
-            vision, _, native = self._vision_side(pixels, None, native=[as_pixels(a) for a in arrays])
-            return pixels, vision, [m[0, 0].numpy().astype(np.float32) for m in native]
-        vision = self.encode_image(pixels)
-        return pixels, vision, probability_maps(vision.mask_logits, sizes)
+        return pooled(self.native_masks(image), self.config.image_size).to(self.device) if self.config.resolution == "native" else None
 
     def encode_image(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> VisionOutput:
         """Run the vision side on ``[B, 3, H, W]`` images in ``[0, 1]``.
@@ -197,38 +172,7 @@ class ForensixModel(HookedModule):
         mask tokens, image tokens and ``region_mask``, the mask the mask encoder read (``mask`` when
         given, e.g. the ground truth in stage 2, else the predicted probabilities).
         """
-        return self._vision_side(images, mask)[0]
-
-    def _vision_side(self, images: torch.Tensor, mask: torch.Tensor | None, native: Sequence[torch.Tensor] | None = None,
-                     ) -> tuple[VisionOutput, LocalizerOutput | None, list[torch.Tensor] | None]:
-        """:meth:`encode_image`'s tensors, the FL-Expert's whole output (what the localizer's objective reads)
-        and, with ``native`` (the photos at their own size), their probability maps, which the mask encoder
-        then reads pooled to the model's size (the FL-Expert output is then ``None``). With ``native`` the
-        trace hooks record the localizer's pass on the photo, not the copy's pass for the language side."""
-        vis = self.vision(images)
-        localizer, maps = None, None
-        if native is None:
-            trace = self.trace(images, vis.grid)
-            localizer = self.fl_expert([p + trace.tokens for p in vis.layer_patches], self.prompts(), trace.features, vis.grid)
-            mask_logits = localizer.logits
-        else:
-            maps = native_probabilities(self, vis, native)
-            # the language side reads the copy, trace tokens included; the hooks show the localizer's pass on the photo
-            trace = self.trace(images, vis.grid, record=False)
-            mask_logits = torch.logit(self._native_region(maps).clamp(1e-6, 1 - 1e-6))
-        fused = self.fusion(vis.patches + trace.tokens)
-        mask_for_tokens = mask if mask is not None else mask_logits.detach().sigmoid()
-        region = region_features(mask_for_tokens, fused, vis.grid, self.config.mask_encoder.layout)
-        clue_logits = self.clue_head(torch.cat([region, fused.mean(1)], dim=1))
-        vision = VisionOutput(
-            mask_logits=mask_logits,
-            mask_score=top_mean(mask if mask is not None else mask_logits.sigmoid(), MASK_SCORE_FRACTION),
-            clue_logits=clue_logits,
-            mask_tokens=self.mask_encoder(region),
-            region_mask=mask_for_tokens.detach(),
-            image_tokens=self.projector(fused, vis.grid),
-        )
-        return vision, localizer, maps
+        return vision_side.assemble(self, images, mask)[0]
 
     # ------------------------------------------------------------------ language side
     def clue_text(self, clue_logits: torch.Tensor) -> list[str]:
@@ -316,7 +260,7 @@ class ForensixModel(HookedModule):
         losses = tuple(losses)
         images = batch["image"].to(self.device)
         gt_mask = batch["mask"].to(self.device) if "mask" in batch else None
-        vision, localizer, _ = self._vision_side(images, mask=gt_mask if mask_source == "gt" else None)
+        vision, localizer, _ = vision_side.assemble(self, images, gt_mask if mask_source == "gt" else None)
         terms: dict[str, torch.Tensor] = {}
         if "mask" in losses:
             terms["mask"] = sum(localizer_loss(localizer, gt_mask, self.config.localizer).values())
@@ -433,7 +377,7 @@ class ForensixModel(HookedModule):
         watch = caching_hooks(vision_cache, resolve_names("vision.blocks.*.attn.pattern", self._hook_points)) if capture_attention else []
         with eval_mode(self):
             with self.hooks(watch):  # the copy's ViT pass comes first: its attention is the first record
-                pixels, vision, mask_maps = self._encode(arrays)
+                pixels, vision, mask_maps = vision_side.encode_images(self, arrays)
             replies = self.generate_replies(vision, [messages] * len(arrays), max_new_tokens, slot_attention=capture_attention)
         clue_probs = vision.clue_logits.sigmoid().tolist()
         grid = (pixels.shape[-2] // self.vision.patch_size, pixels.shape[-1] // self.vision.patch_size)
@@ -480,7 +424,7 @@ class ForensixModel(HookedModule):
     def localize(self, image: Any) -> Localization:
         """Mask heatmap and ``p_fake`` in the common :class:`~forensix.baselines.base.Localization` form."""
         with torch.no_grad(), eval_mode(self):
-            _, vision, maps = self._encode(image)
+            _, vision, maps = vision_side.encode_images(self, image)
             heatmap, score = maps[0], float(self.p_fake(vision)[0])
         return Localization(heatmap=heatmap, mask=(heatmap >= self.mask_cut(heatmap)).astype(np.uint8), score=score)
 

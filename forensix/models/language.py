@@ -45,6 +45,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.util
 import json
@@ -52,7 +53,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -342,7 +343,8 @@ def _ensure_smollm2_cache(root: Path) -> Path:
                 str(package_dir), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
             return tok, model
 
-        tok, model = _gguf_call(convert)
+        with _no_progress_bars():
+            tok, model = _gguf_call(convert)
         model.hf_quantizer = None  # weights are dequantized fp32 now: save as plain safetensors
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
@@ -352,6 +354,20 @@ def _ensure_smollm2_cache(root: Path) -> Path:
 
     _atomic_build(path, build, lambda p: _model_cache_valid(p, fingerprint))
     return path
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers v5 draws a "Loading weights" bar on every load; the library returns, it does not print."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _gguf_call(fn):
@@ -371,8 +387,9 @@ def _from_pretrained(location: str, source: str, dtype: torch.dtype, attn_implem
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local)
-        model = AutoModelForCausalLM.from_pretrained(
-            location, dtype=dtype, attn_implementation=attn_implementation, local_files_only=local)
+        with _no_progress_bars():
+            model = AutoModelForCausalLM.from_pretrained(
+                location, dtype=dtype, attn_implementation=attn_implementation, local_files_only=local)
     except (OSError, ValueError, KeyError, ImportError) as err:
         raise ModelNotAvailableError(
             f"language model source {source!r} could not be loaded ({type(err).__name__}: "
