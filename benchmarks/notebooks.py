@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> Path:
         path = write_result(name, {
             "mode": "quick" if args.quick else "full", "limit_seconds": LIMIT_SECONDS,
             "threads": os.environ.get("OMP_NUM_THREADS", "all cores"), "notebooks": ordered,
+            # full mode reuses the stages `make demo` trained (runs/demo) where they exist
+            "runs_demo_present": (ROOT / "runs" / "demo").is_dir(),
             "not_measured": [p for p in known if p not in rows],
         })
     return path

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from forensix.errors import ForensixError
+from forensix.baselines import DETECTORS
 from forensix.config import PRESETS, RECIPES
+from forensix.errors import ForensixError
 from forensix.weights import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--layout", required=True,
                           choices=["casia", "columbia", "coverage", "imd2020", "manifest", "synthetic"])
     evaluate.add_argument("--detector", required=True,
-                          help=f"model ({DEFAULT_MODEL}), model:DIR, ela, noise, jpeg-ghost, dct or copy-move")
+                          help=f"model ({DEFAULT_MODEL}), model:DIR, or a classical baseline: {', '.join(DETECTORS)}")
     evaluate.add_argument("--out", required=True)
     evaluate.add_argument("--n", type=int, default=200, help="synthetic layout: number of held-out images")
     evaluate.add_argument("--size", type=int, default=224, help="synthetic layout: image size")
@@ -238,10 +239,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _released_model():
     """The released model (shown beside a demo of its preset), or ``None`` when this checkout lacks its weights."""
     from forensix.errors import ModelNotAvailableError
-    from forensix.models import ForensixModel
 
     try:
-        return ForensixModel.from_pretrained(DEFAULT_MODEL).eval()
+        return _load_model(DEFAULT_MODEL).eval()
     except ModelNotAvailableError:
         return None
 

@@ -116,3 +116,12 @@ def test_eval_on_a_short_synthetic_split(tmp_path, capsys):
     assert main(["eval", "--layout", "synthetic", "--detector", "ela", "--out", str(tmp_path / "ela"), "--n", "4", "--size", "64"]) == 0
     assert "pixel_f1" in capsys.readouterr().out
     assert (tmp_path / "ela" / "summary.json").is_file() and (tmp_path / "ela" / "report.html").is_file()
+
+
+def test_eval_help_names_every_registered_detector(capsys):
+    from forensix.baselines import DETECTORS
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in DETECTORS)
