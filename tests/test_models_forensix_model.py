@@ -145,7 +145,7 @@ def test_tiny_model_overfits_eight_samples():
     from forensix.models.forensix_model import PIECES
     from forensix.train import TrainConfig, get_stage, train_stage
 
-    # BCE + dice only: every term then reaches 0 on data it can memorise (the other terms: test_objectives.py)
+    # BCE + dice only: every term then reaches 0 on data it can memorise (the other terms: test_models_objectives.py)
     plain = {"pixel_loss": "bce", "edge_weight": 0.0, "deep_supervision": 0.0, "image_loss": 0.0, "contrastive": 0.0}
     model = ForensixModel.from_config(get_config("tiny", localizer=plain))
     data = SyntheticForgeryDataset(stage=1, size=64, length=8, seed=0)
