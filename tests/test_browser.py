@@ -113,3 +113,38 @@ def test_notebook_renders_offline_in_chromium(tmp_path):
     assert colourful.sum() > 2000, "the DataExplorer snapshot images did not render"
     if os.environ.get("FORENSIX_KEEP_SHOT"):
         shutil.copy(shot, os.environ["FORENSIX_KEEP_SHOT"])
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_notebook_08_exports_to_one_offline_file_under_5_mb_that_draws_in_chromium(tmp_path, monkeypatch):
+    """What a teacher shares: notebook 08 executed (quick), exported with ``export_notebook``, opened in Chromium
+    with no host but loopback: every plotly figure draws and every inline image is in the page."""
+    import papermill as pm
+    from test_notebooks import KERNEL, ROOT, _use_own_kernel
+
+    from forensix.viz import export_notebook
+
+    chromium = _chromium()
+    _use_own_kernel(monkeypatch)
+    source = ROOT / "notebooks" / "08_grounding.ipynb"
+    executed = tmp_path / source.name
+    pm.execute_notebook(str(source), str(executed), parameters={"quick": True}, kernel_name=KERNEL, cwd=str(source.parent),
+                        execution_timeout=240, progress_bar=False)
+    html_path = export_notebook(executed, tmp_path / "08_grounding.html")
+    html = html_path.read_text()
+    assert html_path.stat().st_size < 5_000_000, f"{html_path.stat().st_size / 1e6:.1f} MB"
+    figures = re.findall(r'id="(forensix-figure-\d+)"', html)
+    images = html.count('src="data:image/png;base64,')
+    assert html.count("* plotly.js v") == (1 if figures else 0) and images > 0
+    assert not re.findall(r'<(?:script|link)\b[^>]*(?:src|href)=["\'](?:https?:)?//', html)
+
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={tmp_path / 'profile'}",
+           "--virtual-time-budget=15000", "--dump-dom", html_path.as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=180).stdout
+    parts = re.split(r'id="forensix-figure-\d+"', dom)[1:]
+    drawn = sum("main-svg" in part.split('id="forensix-figure-')[0] for part in parts)
+    assert len(parts) == len(set(figures)) and drawn == len(parts), f"{drawn} of {len(parts)} figures drawn"
+    assert dom.count('src="data:image/png;base64,') >= images, "inline images missing from the rendered page"
