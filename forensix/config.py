@@ -48,7 +48,7 @@ class TraceConfig:
     constrained_filters: int = 3
     residual_clip: float = 3.0
     anomaly_window: int = 5  # local-anomaly layers after every downsampling stage (0: none)
-    dct: bool = False  # a JPEG block-DCT stream joins the 1/8-scale level (forensix.models.dct)
+    dct: bool = True  # a JPEG block-DCT stream joins the 1/8-scale level (forensix.models.dct; benchmarks/ablation.py)
 
 
 @dataclass

@@ -114,6 +114,25 @@ def test_pipeline_calibrates_from_the_localizer_stage_on(tmp_path):
     assert ForensixModel.from_pretrained(tmp_path / "stage2" / "model").config.mask_threshold == model.config.mask_threshold
 
 
+def test_loading_finished_stages_calibrates_only_what_is_missing_or_stale(tmp_path, monkeypatch):
+    from forensix.train import pipeline
+
+    pipeline.train_stages("tiny", tmp_path, stages=(1, 2), steps={1: 1, 2: 2}, progress=False)
+    record = json.loads((tmp_path / "stage2" / "calibration.json").read_text())
+    assert record["version"] == pipeline.CALIBRATION_VERSION
+    calls = []
+    real = pipeline.calibrate_mask_threshold
+    monkeypatch.setattr(pipeline, "calibrate_mask_threshold", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model, _ = pipeline.train_stages("tiny", tmp_path, stages=(1, 2), steps={1: 1, 2: 2}, progress=False)
+    assert calls == [] and model.config.mask_threshold == record["mask_threshold"]  # calibrated when trained
+    (tmp_path / "stage2" / "calibration.json").write_text(json.dumps({**record, "version": 0}))  # an older calibration
+    pipeline.train_stages("tiny", tmp_path, stages=(1, 2), steps={1: 1, 2: 2}, progress=False)
+    assert calls == [1] and json.loads((tmp_path / "stage2" / "calibration.json").read_text())["version"] == pipeline.CALIBRATION_VERSION
+    (tmp_path / "stage2" / "calibration.json").unlink()
+    pipeline.train_stages("tiny", tmp_path, stages=(1, 2), steps={1: 1, 2: 2}, progress=False)
+    assert calls == [1, 1]
+
+
 def test_evaluation_scores_the_mask_at_the_models_threshold(fresh_tiny_model):
     from forensix.eval.model_quality import evaluate_model
 

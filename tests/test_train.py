@@ -191,6 +191,8 @@ def test_pipeline_retrains_a_stage_finished_with_another_recipe(tmp_path):
     assert trained_again(lambda marker: {**marker, "recipe": {**marker["recipe"], "region_words": True}})
     assert trained_again(lambda marker: {k: v for k, v in marker.items() if k != "recipe"})  # an older done.json
     assert trained_again(lambda marker: {**marker, "config": {**marker["config"], "warmup": 0.5}})
+    # a stage trained by another architecture (e.g. before the DCT stream joined the trace branch)
+    assert trained_again(lambda marker: {**marker, "model": {**marker["model"], "trace": {**marker["model"]["trace"], "dct": False}}})
 
 
 def test_validation_losses_score_any_model_on_a_stage_and_restore_its_modes():

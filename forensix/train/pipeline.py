@@ -6,7 +6,7 @@ Layout of an output directory::
     OUT/stage1/checkpoint/   the latest mid-stage checkpoint (for --resume)
     OUT/stage2/...           and so on
 
-A stage whose ``done.json`` matches the requested preset, the stage's recipe (what it trains, its losses and
+A stage whose ``done.json`` matches the requested preset, the model's configuration, the stage's recipe (what it trains, its losses and
 prompt format), its settings (seed, steps, batch size, learning rate, ...) and its training data (photos
 included) is loaded instead of retrained, so running the demo twice costs one training. ``OUT/stageN/calibration.json`` records the
 mask threshold chosen on the validation split (stage 2 on; :mod:`forensix.eval.calibration`).
@@ -48,10 +48,12 @@ def stage_dir(out: str | Path, stage: int) -> Path:
     return Path(out) / f"stage{stage}"
 
 
-def _done_marker(preset: str, spec: StageSpec, config: TrainConfig, train: SyntheticForgeryDataset) -> dict[str, Any]:
-    """What a finished stage must match to be reused: preset, the stage's recipe (prompt format included),
-    its optimisation settings and the data it trained on (the same identity a resumed checkpoint must match)."""
-    marker = {"preset": preset, "recipe": spec.recipe(), **run_identity(spec, config, train)}
+def _done_marker(preset: str, spec: StageSpec, config: TrainConfig, train: SyntheticForgeryDataset,
+                 architecture: dict[str, Any]) -> dict[str, Any]:
+    """What a finished stage must match to be reused: preset, the model's configuration when the run began
+    (a stage trained by an older architecture is retrained), the stage's recipe (prompt format included), its
+    optimisation settings and the data it trained on (the same identity a resumed checkpoint must match)."""
+    marker = {"preset": preset, "model": architecture, "recipe": spec.recipe(), **run_identity(spec, config, train)}
     return json.loads(json.dumps(marker))  # as done.json reads back
 
 
@@ -77,14 +79,19 @@ def stage_datasets(
     return train, val
 
 
+#: The model settings the calibration chooses (saved with the model and in ``calibration.json``).
+CALIBRATED_SETTINGS = ("mask_threshold", "mask_relative", "detection_scale", "detection_mask_weight", "detection_bias")
+#: Bumped whenever the calibration changes: a finished stage calibrated by another version is recalibrated on load.
+CALIBRATION_VERSION = 2
+
+
 def _calibrate(model: ForensixModel, val: SyntheticForgeryDataset, where: Path, detection: bool = False) -> bool:
     """Set the model's mask threshold and relative read-out (and with ``detection``, its p_fake calibration)
     from the validation split;
     write ``calibration.json``; True if anything changed."""
     samples = [val.sample(i) for i in range(len(val))]
     calibration = calibrate_mask_threshold(model, samples)
-    settings = ("mask_threshold", "mask_relative", "detection_scale", "detection_mask_weight", "detection_bias")
-    before = [getattr(model.config, key) for key in settings]
+    before = [getattr(model.config, key) for key in CALIBRATED_SETTINGS]
     model.config.mask_threshold, model.config.mask_relative = calibration.threshold, calibration.relative
     record = {**calibration.to_dict(), "split": val.split}
     if detection and len({s.record.is_fake for s in samples}) < 2:
@@ -94,9 +101,30 @@ def _calibrate(model: ForensixModel, val: SyntheticForgeryDataset, where: Path, 
         model.config.detection_scale, model.config.detection_bias = fitted.scale, fitted.bias
         model.config.detection_mask_weight = fitted.mask_weight
         record["detection"] = fitted.to_dict()
+    record.update(version=CALIBRATION_VERSION, settings={key: getattr(model.config, key) for key in CALIBRATED_SETTINGS})
     where.mkdir(parents=True, exist_ok=True)
     (where / "calibration.json").write_text(json.dumps(record, indent=1))
-    return before != [getattr(model.config, key) for key in settings]
+    return before != [getattr(model.config, key) for key in CALIBRATED_SETTINGS]
+
+
+def is_calibrated(model: ForensixModel, where: Path, detection: bool = False) -> bool:
+    """Whether ``where/calibration.json`` was written by this calibration version for exactly these model settings
+    (and, with ``detection``, holds the detection calibration), so loading the stage need not calibrate again."""
+    path = where / "calibration.json"
+    if not path.is_file():
+        return False
+    record = json.loads(path.read_text())
+    if record.get("version") != CALIBRATION_VERSION or (detection and "detection" not in record):
+        return False
+    return record.get("settings") == {key: getattr(model.config, key) for key in CALIBRATED_SETTINGS}
+
+
+def _load_finished(where: Path, val: SyntheticForgeryDataset, calibrate: bool, detection: bool) -> ForensixModel:
+    """The model of a finished stage, calibrated (and saved again) if its calibration is missing or stale."""
+    model = ForensixModel.from_pretrained(where / "model")
+    if calibrate and not is_calibrated(model, where, detection) and _calibrate(model, val, where, detection=detection):
+        model.save_pretrained(where / "model")
+    return model
 
 
 def training_photos(photos: str | Path | Mapping[str, np.ndarray] | None) -> Mapping[str, np.ndarray] | None:
@@ -139,7 +167,9 @@ def train_stages(
     config = get_config(preset, seed=seed)
     photos = training_photos(photos)
     results: dict[int, TrainResult] = {}
+    architecture = (model.config if model is not None else config).to_dict()
     localizer_trained = False
+    finished: tuple | None = None  # the last finished stage, loaded only when a later stage trains or at the end
     for stage in stages:
         spec = get_stage(stage)
         train_config = TrainConfig(
@@ -147,16 +177,16 @@ def train_stages(
             checkpoint_every=25, val_every=50,
         ).resolved(spec, preset)
         train, val = stage_datasets(preset, stage, config.image_size, seed, photos)
-        marker = _done_marker(preset, spec, train_config, train)
+        marker = _done_marker(preset, spec, train_config, train, architecture)
         where = stage_dir(out, stage)
         localizer_trained = localizer_trained or "fl_expert" in spec.trainable
         if finished_stage(out, stage, marker):
-            model = ForensixModel.from_pretrained(where / "model")
             history = json.loads((where / "history.json").read_text())
             results[stage] = TrainResult(stage=stage, history=history["history"], validations=history["validations"], out_dir=where)
-            if localizer_trained and _calibrate(model, val, where, detection=spec.lora):
-                model.save_pretrained(where / "model")
+            finished = (where, val, localizer_trained, spec.lora)
             continue
+        if finished is not None:
+            model, finished = _load_finished(*finished), None
         if model is None:
             model = ForensixModel(config)
         result = train_stage(model, spec, train, train_config, val_data=val, out_dir=where, callbacks=callbacks,
@@ -167,9 +197,11 @@ def train_stages(
         (where / "history.json").write_text(json.dumps({"history": result.history, "validations": result.validations}))
         (where / "done.json").write_text(json.dumps(marker))
         results[stage] = result
+    if finished is not None:
+        model = _load_finished(*finished)
     if model is None:
         model = ForensixModel(config)
     return model.eval(), results
 
 
-__all__ = ["CAMERA", "DATA_LENGTH", "finished_stage", "stage_datasets", "stage_dir", "train_stages", "training_photos"]
+__all__ = ["CALIBRATION_VERSION", "CAMERA", "DATA_LENGTH", "finished_stage", "is_calibrated", "stage_datasets", "stage_dir", "train_stages", "training_photos"]
