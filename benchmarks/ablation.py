@@ -24,7 +24,11 @@ differences are listed too, so that an effect one seed shows and the other does 
 Each run's rows are cached under ``runs/ablation/`` (per variant, its recipe, seed and steps), so the benchmark
 can be stopped, resumed and extended (more seeds, more variants) without retraining what is done.
 
-Run: ``.venv/bin/python -m benchmarks.ablation [--steps 600] [--seeds 0 1] [--variants ...] [--full-variants ...]``
+Round 3 (``current_recipe``) starts from today's default recipe (DCT stream on) and measures capacity
+(:data:`CAPACITY`: a wider trace branch, a decoder one level deeper).
+
+Run: ``.venv/bin/python -m benchmarks.ablation [--steps 600] [--seeds 0 1] [--variants ...] [--full-variants ...]
+[--current-variants ...]``
 (about 2-3 min per run on 2 cores); writes ``benchmarks/results/ablation.json``.
 """
 
@@ -65,6 +69,12 @@ COMPONENTS: dict[str, tuple[str, dict, dict]] = {
     "self_correlation": ("localizer", {"correlation_topk": 0}, {"correlation_topk": 8}),
     "dct": ("trace", {"dct": False}, {"dct": True}),
 }
+#: Capacity variants: a wider trace branch (twice the channels at full and half resolution), and a decoder
+#: that climbs one level further (to 1/2 instead of 1/4 resolution). They cost more per step; rows record train_s.
+CAPACITY: dict[str, dict] = {
+    "wide_trace": {"trace": {"channels": (16, 48, 48, 64, 96)}},
+    "deeper_decoder": {"localizer": {"decoder_channels": (64, 48, 32, 24)}},
+}
 #: The default recipe trained on the bundled photos plus the camera photos (forensix.data.camera_photos).
 CAMERA_VARIANT = "with_camera_photos"
 #: The default recipe after PRETRAIN_STEPS steps of trace pre-training on processing histories (forensix.train.pretrain).
@@ -90,7 +100,7 @@ def variants(base: dict | None = None) -> dict[str, dict]:
     """``get_config`` overrides per variant, relative to ``base`` (default: the preset's default recipe):
     ``default`` (the base itself), ``previous`` (every component off), ``no_<component>`` for each
     component the base has, ``with_<component>`` for the others, ``with_camera_photos`` and
-    ``with_trace_pretraining``.
+    ``with_trace_pretraining``, and the :data:`CAPACITY` variants.
 
     Example:
         >>> v = variants(); v["default"], v["no_contrastive"]["localizer"]["contrastive"], v["no_dct"]
@@ -107,6 +117,7 @@ def variants(base: dict | None = None) -> dict[str, dict]:
         out["previous"].setdefault(section, {}).update(off)
         has = all(getattr(getattr(cfg, section), k) == v for k, v in on.items())
         out[f"no_{name}" if has else f"with_{name}"] = _merge(base, {section: off if has else on})
+    out.update({name: _merge(base, change) for name, change in CAPACITY.items()})
     return out
 
 
@@ -119,12 +130,25 @@ def _recipe_key(cfg) -> str:
                                      default=list).encode()).hexdigest()[:8]
 
 
+def _cache_path(variant: str, key: str, seed: int, steps: int) -> Path:
+    """The cached run of this training: under the variant's own name, or, for a variant that trains on the
+    bundled photos without pre-training, any other such variant's run of the same recipe, seed and steps
+    (round 3's ``default`` is round 2's ``with_dct``)."""
+    own = CACHE / f"{variant}-{key}-seed{seed}-steps{steps}.json"
+    special = (CAMERA_VARIANT, PRETRAIN_VARIANT)
+    if own.is_file() or variant in special:
+        return own
+    same = sorted(p for p in CACHE.glob(f"*-{key}-seed{seed}-steps{steps}.json") if not p.name.startswith(special))
+    return same[0] if same else own
+
+
 def run(variant: str, overrides: dict, seed: int, steps: int, samples: list) -> pd.DataFrame:
     """Per-image rows of one trained variant (cached in ``runs/ablation``)."""
     cfg = get_config("small", seed=seed, **overrides)
-    path = CACHE / f"{variant}-{_recipe_key(cfg)}-seed{seed}-steps{steps}.json"
+    path = _cache_path(variant, _recipe_key(cfg), seed, steps)
     if path.is_file():
         return pd.DataFrame(json.loads(path.read_text())["rows"])
+    path = CACHE / f"{variant}-{_recipe_key(cfg)}-seed{seed}-steps{steps}.json"
     photos = None
     if variant == CAMERA_VARIANT and (photos := camera_photos()) is None:
         raise ForensixError(f"variant {variant}: the camera photos were never fetched; run `make photos` first")
@@ -231,15 +255,17 @@ def ablation_round(steps: int, seeds: list[int], names: list[str], samples: list
     return out
 
 
-def main(steps: int, seeds: list[int], names: list[str], full_names: list[str]) -> dict:
-    """Round 1: each component switched off from the full recipe; round 2: the default recipe (what round 1
-    kept) against the variants in ``names``."""
+def main(steps: int, seeds: list[int], names: list[str], full_names: list[str], current_names: list[str]) -> dict:
+    """Round 1: each component switched off from the full recipe; round 2: the recipe round 1 kept against
+    the variants in ``names``; round 3: today's default recipe against ``current_names``."""
     samples = held_out_samples(N_HELD_OUT, get_config("small").image_size, HELD_OUT_SEED)
     started = time.perf_counter()
     payload: dict = {"steps": steps, "seeds": seeds}
     if full_names:
         payload["full_recipe"] = ablation_round(steps, seeds, full_names, samples, FULL_RECIPE)
     payload["default_recipe"] = ablation_round(steps, seeds, names, samples, ROUND2_RECIPE)
+    if current_names:
+        payload["current_recipe"] = ablation_round(steps, seeds, current_names, samples)
     payload.update({"held_out": {"split": "test", "n_images": N_HELD_OUT, "seed": HELD_OUT_SEED},
                     "seconds": round(time.perf_counter() - started, 1)})
     write_result("ablation", payload)
@@ -254,8 +280,10 @@ if __name__ == "__main__":
                         help="round 2: variants of the default recipe")
     parser.add_argument("--full-variants", nargs="*", default=sorted(variants(FULL_RECIPE)),
                         choices=sorted(variants(FULL_RECIPE)), help="round 1: variants of the full recipe (none: skip)")
+    parser.add_argument("--current-variants", nargs="*", default=sorted(CAPACITY), choices=sorted(variants()),
+                        help="round 3: variants of today's default recipe (none: skip)")
     args = parser.parse_args()
-    result = main(args.steps, args.seeds, args.variants, args.full_variants)
-    for key in ("full_recipe", "default_recipe"):
+    result = main(args.steps, args.seeds, args.variants, args.full_variants, args.current_variants)
+    for key in ("full_recipe", "default_recipe", "current_recipe"):
         if key in result:
             print(f"{key}\n{markdown_table(result[key])}\n")

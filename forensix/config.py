@@ -131,6 +131,16 @@ class ForensixConfig:
         """A JSON-safe dict (tuples become lists)."""
         return dataclasses.asdict(self)
 
+    def architecture(self) -> dict[str, Any]:
+        """The sections that define the network and its weights (not the read-out settings that calibration
+        and the stages change, such as ``mask_threshold`` or ``region_in_prompt``).
+
+        Example:
+            >>> sorted(get_config("tiny").architecture())
+            ['image_token_grid', 'language', 'localizer', 'mask_encoder', 'trace', 'vision']
+        """
+        return {k: v for k, v in self.to_dict().items() if isinstance(v, dict) or k == "image_token_grid"}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ForensixConfig:
         """Rebuild from :meth:`to_dict` output; unknown keys raise :class:`BadConfigError`."""

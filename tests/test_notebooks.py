@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -101,6 +102,8 @@ def test_notebook_is_clean_and_parametrized(path: Path) -> None:
     cells = [c for c in nb.cells if c.cell_type == "code"]
     assert cells and "parameters" in cells[0].metadata.get("tags", []), f"{_rel(path)}: first code cell must be tagged 'parameters'"
     assert "quick =" in cells[0].source and "FORENSIX_QUICK" in cells[0].source, f"{_rel(path)}: parameters cell must set quick"
+    missing = [i for i, c in enumerate(json.loads(path.read_text())["cells"]) if "id" not in c]  # nbformat.read adds them
+    assert not missing, f"{_rel(path)}: cells {missing} have no id (nbformat 4.5); run nbformat's normalize on it"
     dirty = [i for i, c in enumerate(cells) if c.get("outputs") and NBVAL_MARK not in c.source]
     assert not dirty, f"{_rel(path)}: code cells {dirty} hold outputs; strip them (only {NBVAL_MARK} cells keep theirs)"
 

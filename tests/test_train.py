@@ -147,6 +147,19 @@ def test_pipeline_reuses_finished_stages(tmp_path):
         assert torch.equal(value, again.trainable_state()[key])
 
 
+def test_pipeline_reuses_a_finished_stage_for_a_model_handed_over_calibrated(tmp_path):
+    """As notebook 04 does: stages 1-2 loaded (calibrated), then stage 3 asked for with ``model=``."""
+    from forensix.train.pipeline import train_stages
+
+    steps = {1: 1, 2: 2, 3: 1}
+    train_stages("tiny", tmp_path, steps=steps, progress=False)
+    stamp = (tmp_path / "stage3" / "model" / "model.safetensors").stat().st_mtime_ns
+    model, _ = train_stages("tiny", tmp_path, stages=(1, 2), steps=steps, progress=False)
+    model.config.mask_threshold, model.config.region_in_prompt = 0.123, True  # read-out settings, not architecture
+    train_stages("tiny", tmp_path, stages=(3,), steps=steps, progress=False, model=model)
+    assert (tmp_path / "stage3" / "model" / "model.safetensors").stat().st_mtime_ns == stamp
+
+
 def test_pipeline_forges_your_photos_for_training_only(tmp_path):
     import json
 

@@ -167,7 +167,7 @@ def train_stages(
     config = get_config(preset, seed=seed)
     photos = training_photos(photos)
     results: dict[int, TrainResult] = {}
-    architecture = (model.config if model is not None else config).to_dict()
+    architecture = (model.config if model is not None else config).architecture()
     localizer_trained = False
     finished: tuple | None = None  # the last finished stage, loaded only when a later stage trains or at the end
     for stage in stages:
