@@ -21,8 +21,13 @@ def test_tile_windows_cover_the_image_with_the_overlap_asked():
     cover = np.zeros((1001, 667), int)
     for y0, x0, y1, x1 in windows:
         assert y1 - y0 <= 256 and x1 - x0 <= 256
+        assert y0 % 8 == 0 and x0 % 8 == 0  # on the JPEG grid, for the DCT stream
         cover[y0:y1, x0:x1] += 1
     assert cover.min() >= 1
+    rows = sorted({(y0, y1) for y0, _, y1, _ in windows})
+    assert min(a[1] - b[0] for a, b in zip(rows, rows[1:])) >= 32  # neighbours overlap by at least the overlap asked
+    big = tile_windows(3000, 4000, tile=1024, overlap=128)  # 12 MP: 20 tiles, the photo read 1.3 times, not 1.75
+    assert len(big) == 20 and sum((y1 - y0) * (x1 - x0) for y0, x0, y1, x1 in big) < 1.35 * 3000 * 4000
     assert tile_windows(100, 80, tile=256, overlap=32) == [(0, 0, 100, 80)]
     with pytest.raises(BadConfigError, match="overlap"):
         tile_windows(100, 100, tile=64, overlap=40)

@@ -44,7 +44,7 @@ from forensix.models.language import answer_token_ids, load_language_model
 from forensix.models.lora import inject_lora
 from forensix.models.mask_encoder import MaskEncoder
 from forensix.models.modes import eval_mode
-from forensix.models.native import pooled, stitched
+from forensix.models.native import native_logits, pooled
 from forensix.models.objectives import localizer_loss
 from forensix.models.outputs import Reply, VisionOutput
 from forensix.models.pixels import as_pixels, image_arrays, mask_tensor, probability_maps, resized
@@ -153,9 +153,7 @@ class ForensixModel(HookedModule):
             [torch.Size([37, 90])]
         """
         with eval_mode(self):
-            return [stitched(lambda x: self.localizer_logits(x.to(self.device)), as_pixels(a),
-                             self.config.native_tile, self.config.native_overlap).sigmoid()
-                    for a in image_arrays(images)]
+            return [native_logits(self, as_pixels(a)).sigmoid() for a in image_arrays(images)]
 
     def region_for(self, image: Any) -> torch.Tensor | None:
         """The mask the language side reads for ``image`` when it is not computed from the model's copy:

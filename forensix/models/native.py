@@ -3,8 +3,10 @@
 Forensic traces (noise residuals, the JPEG grid, resampling) live in the photo's own pixels, and a
 shrunk photo loses them. In ``resolution="native"`` mode the FL-Expert and the trace branch read the
 photo itself (the semantic ViT reads a resized copy, as it was trained), and the mask comes back at the
-photo's size. A photo of at most ``tile x tile`` pixels runs whole; a larger one is cut into
-``tile x tile`` windows overlapping by ``overlap`` pixels, each run as an image of its own, and their
+photo's size. A photo of at most ``tile x tile`` pixels runs whole; a larger one is cut into the fewest
+windows of at most ``tile`` pixels a side that overlap by at least ``overlap`` pixels, spread evenly and
+started on the 8-pixel JPEG grid (a 12-megapixel photo is read 1.3 times, not 1.75 times as by
+fixed-size tiles), each run as an image of its own, and their
 logits are blended with a window that falls to zero at tile edges that lie inside the photo, so seams
 do not show. Memory is bounded by one tile plus two float32 accumulators of the photo's size, so a
 24-megapixel photo runs in well under 4 GB.
@@ -13,7 +15,7 @@ Example:
     >>> import torch
     >>> windows = tile_windows(300, 500, tile=256, overlap=64)
     >>> len(windows), windows[0], windows[-1]
-    (6, (0, 0, 256, 256), (44, 244, 300, 500))
+    (6, (0, 0, 192, 216), (104, 280, 300, 500))
     >>> logits = stitched(lambda x: x[:, :1] * 0 + 1.0, torch.rand(1, 3, 300, 500), tile=256, overlap=64)
     >>> logits.shape, float(logits.min()), float(logits.max())
     (torch.Size([1, 1, 300, 500]), 1.0, 1.0)
@@ -28,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from forensix.errors import BadConfigError
+from forensix.models.modes import channels_last
 
 if TYPE_CHECKING:
     from forensix.models.forensix_model import ForensixModel
@@ -35,21 +38,35 @@ if TYPE_CHECKING:
 RESOLUTIONS = ("native", "resize")
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
+#: Tiles start on the JPEG grid, so that the DCT stream reads each tile's 8 x 8 blocks as the file stored them.
+GRID = 8
+
+
+def _ceil_grid(n: float) -> int:
+    return int(-(-n // GRID) * GRID)
+
+
+def _starts(length: int, tile: int, overlap: int) -> tuple[list[int], int]:
+    """Starts (on the grid) and the tile length along one side: the fewest tiles of at most ``tile`` pixels,
+    each as short as an even spread allows, so the photo is read about once plus its overlaps."""
     if length <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, length - tile, stride))
-    return starts + [length - tile]
+        return [0], length
+    n = 2
+    while (size := _ceil_grid((length + (n - 1) * (overlap + GRID)) / n)) + GRID - 1 > tile:
+        n += 1
+    span = (length - size) / (n - 1)
+    return [int(i * span) // GRID * GRID for i in range(n)], size
 
 
 def tile_windows(height: int, width: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """``(y0, x0, y1, x1)`` windows of at most ``tile`` pixels a side covering the image, neighbours overlapping by at least ``overlap``."""
+    """``(y0, x0, y1, x1)`` windows of at most ``tile`` pixels a side covering the image, neighbours overlapping
+    by at least ``overlap``, every start a multiple of :data:`GRID`; the last window of a row or column ends
+    at the image's edge."""
     if tile < 32 or not 0 <= overlap < tile // 2:
         raise BadConfigError(f"native_tile={tile}, native_overlap={overlap}: use a tile of at least 32 pixels "
                              "and an overlap below half of it")
-    return [(y, x, min(y + tile, height), min(x + tile, width))
-            for y in _starts(height, tile, overlap) for x in _starts(width, tile, overlap)]
+    (ys, h), (xs, w) = _starts(height, tile, overlap), _starts(width, tile, overlap)
+    return [(y, x, height if y == ys[-1] else y + h, width if x == xs[-1] else x + w) for y in ys for x in xs]
 
 
 def _ramp(length: int, overlap: int, fade_start: bool, fade_end: bool) -> torch.Tensor:
@@ -83,6 +100,16 @@ def stitched(localize: Callable[[torch.Tensor], torch.Tensor], image: torch.Tens
     return (total / weights.clamp_min(1e-6))[None, None]
 
 
+def native_logits(model: ForensixModel, photo: torch.Tensor) -> torch.Tensor:
+    """``model``'s localizer logits (CPU) on a photo's own pixels ``[1, 3, H, W]``: whole, or, when a side exceeds
+    ``config.native_tile``, tiles stitched (their convolutions in channels-last layout, which is faster at that size)."""
+    tile, overlap = model.config.native_tile, model.config.native_overlap
+    if len(tile_windows(*photo.shape[-2:], tile, overlap)) == 1:
+        return model.localizer_logits(photo.to(model.device)).float().cpu()
+    with channels_last(model.trace, model.fl_expert):
+        return stitched(lambda t: model.localizer_logits(t.to(model.device)), photo, tile, overlap)
+
+
 def native_probabilities(model: ForensixModel, vis: Any, photos: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """``model``'s localizer probabilities (CPU) on each photo's own pixels ``[1, 3, H, W]``, sharing the ViT
     output ``vis`` of this pass when the photo runs whole (tiles run as images of their own)."""
@@ -94,7 +121,7 @@ def native_probabilities(model: ForensixModel, vis: Any, photos: Sequence[torch.
             logits = model.fl_expert([p[i : i + 1] + trace.tokens for p in vis.layer_patches], model.prompts(),
                                      trace.features, vis.grid).logits
         else:
-            logits = stitched(lambda t: model.localizer_logits(t.to(model.device)), x, tile, overlap)
+            logits = native_logits(model, x)
         maps.append(logits.float().sigmoid().cpu())
     return maps
 
@@ -109,4 +136,4 @@ def pooled(masks: Sequence[torch.Tensor], size: int) -> torch.Tensor:
     return torch.cat([F.adaptive_avg_pool2d(m, (size, size)) for m in masks])
 
 
-__all__ = ["RESOLUTIONS", "native_probabilities", "pooled", "stitched", "tile_windows"]
+__all__ = ["GRID", "RESOLUTIONS", "native_logits", "native_probabilities", "pooled", "stitched", "tile_windows"]
