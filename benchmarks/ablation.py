@@ -25,7 +25,8 @@ Each run's rows are cached under ``runs/ablation/`` (per variant, its recipe, se
 can be stopped, resumed and extended (more seeds, more variants) without retraining what is done.
 
 Round 3 (``current_recipe``) starts from today's default recipe (DCT stream on) and measures capacity
-(:data:`CAPACITY`: a wider trace branch, a decoder one level deeper).
+(:data:`CAPACITY`: a wider trace branch, a decoder one level deeper) and the learning rate
+(:data:`TRAINING`: doubled, halved).
 
 Run: ``.venv/bin/python -m benchmarks.ablation [--steps 600] [--seeds 0 1] [--variants ...] [--full-variants ...]
 [--current-variants ...]``
@@ -75,6 +76,9 @@ CAPACITY: dict[str, dict] = {
     "wide_trace": {"trace": {"channels": (16, 48, 48, 64, 96)}},
     "deeper_decoder": {"localizer": {"decoder_channels": (64, 48, 32, 24)}},
 }
+#: Optimisation variants: the stage-2 learning rate of the small preset doubled and halved (same steps, same schedule).
+_LR = get_stage(2).defaults["small"].lr
+TRAINING: dict[str, dict] = {"lr_double": {"lr": 2 * _LR}, "lr_half": {"lr": _LR / 2}}
 #: The default recipe trained on the bundled photos plus the camera photos (forensix.data.camera_photos).
 CAMERA_VARIANT = "with_camera_photos"
 #: The default recipe after PRETRAIN_STEPS steps of trace pre-training on processing histories (forensix.train.pretrain).
@@ -100,7 +104,7 @@ def variants(base: dict | None = None) -> dict[str, dict]:
     """``get_config`` overrides per variant, relative to ``base`` (default: the preset's default recipe):
     ``default`` (the base itself), ``previous`` (every component off), ``no_<component>`` for each
     component the base has, ``with_<component>`` for the others, ``with_camera_photos`` and
-    ``with_trace_pretraining``, and the :data:`CAPACITY` variants.
+    ``with_trace_pretraining``, the :data:`CAPACITY` variants and the :data:`TRAINING` variants.
 
     Example:
         >>> v = variants(); v["default"], v["no_contrastive"]["localizer"]["contrastive"], v["no_dct"]
@@ -118,6 +122,7 @@ def variants(base: dict | None = None) -> dict[str, dict]:
         has = all(getattr(getattr(cfg, section), k) == v for k, v in on.items())
         out[f"no_{name}" if has else f"with_{name}"] = _merge(base, {section: off if has else on})
     out.update({name: _merge(base, change) for name, change in CAPACITY.items()})
+    out.update({name: base for name in TRAINING})  # the base model, trained otherwise
     return out
 
 
@@ -132,10 +137,11 @@ def _recipe_key(cfg) -> str:
 
 def _cache_path(variant: str, key: str, seed: int, steps: int) -> Path:
     """The cached run of this training: under the variant's own name, or, for a variant that trains on the
-    bundled photos without pre-training, any other such variant's run of the same recipe, seed and steps
+    bundled photos without pre-training and with the default optimisation, any other such variant's run of the
+    same recipe, seed and steps
     (round 3's ``default`` is round 2's ``with_dct``)."""
     own = CACHE / f"{variant}-{key}-seed{seed}-steps{steps}.json"
-    special = (CAMERA_VARIANT, PRETRAIN_VARIANT)
+    special = (CAMERA_VARIANT, PRETRAIN_VARIANT, *TRAINING)
     if own.is_file() or variant in special:
         return own
     same = sorted(p for p in CACHE.glob(f"*-{key}-seed{seed}-steps{steps}.json") if not p.name.startswith(special))
@@ -155,7 +161,7 @@ def run(variant: str, overrides: dict, seed: int, steps: int, samples: list) -> 
     model = ForensixModel.from_config(cfg)
     train, val = stage_datasets("small", 2, model.config.image_size, seed, photos)
     spec = get_stage(2, losses=("mask",))
-    config = TrainConfig(steps=steps, seed=seed).resolved(spec, "small")
+    config = TrainConfig(steps=steps, seed=seed, **TRAINING.get(variant, {})).resolved(spec, "small")
     started = time.perf_counter()
     if variant == PRETRAIN_VARIANT:
         pretrain_trace(model, PRETRAIN_STEPS, seed=seed)
