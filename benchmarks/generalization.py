@@ -5,7 +5,8 @@ For each model, 96 synthetic images (seed 1234, the held-out seed of ``quality.p
 from the training photos (``split="train"``: the bundled training photos and textures; fresh forgeries,
 not the training images themselves) and from the held-out photos (``split="test"``: what every other
 benchmark scores). Per forged image: pixel F1 at the model's own read-out (its mask threshold and relative
-read-out), F1 at the best per-image threshold, and pixel AUROC, with 95 % bootstrap intervals. A low score
+read-out), F1 at the best per-image threshold, and pixel AUROC, with 95 % bootstrap intervals, and the
+mean F1 per operation. A low score
 on the training photos means the localizer underfits; a gap between the two means it does not carry over.
 
 Run: ``.venv/bin/python -m benchmarks.generalization [--models forensix-small runs/demo/stage3/model]``;
@@ -40,10 +41,13 @@ def score(model: ForensixModel, split: str, n: int = N_IMAGES) -> dict:
     for p, s in zip(probs, samples):
         cut = image_threshold(p, model.config.mask_threshold, model.config.mask_relative)
         px = pixel_metrics(p, s.mask, threshold=cut)
-        rows.append({"is_fake": 1, "f1": px["f1"], "auroc": px["auroc"], "f1_best": best_threshold_f1(p, s.mask)[0]})
+        rows.append({"is_fake": 1, "op": s.record.op, "f1": px["f1"], "auroc": px["auroc"],
+                     "f1_best": best_threshold_f1(p, s.mask)[0]})
     frame = pd.DataFrame(rows)
     table, best = bootstrap_intervals(frame, n_boot=2000), bootstrap_intervals(frame.assign(f1=frame.f1_best), n_boot=2000)
-    out = {"n_forged": len(samples), "photos": sorted({s.record.source for s in samples})}
+    out = {"n_forged": len(samples), "photos": sorted({s.record.source for s in samples}),
+           "pixel_f1_by_operation": {op: {"n": len(g), "pixel_f1": float(g.f1.mean()), "pixel_f1_best": float(g.f1_best.mean())}
+                                     for op, g in frame.groupby("op")}}
     for key, source, metric in (("pixel_f1", table, "pixel_f1"), ("pixel_f1_best", best, "pixel_f1"),
                                 ("pixel_auroc", table, "pixel_auroc")):
         r = source.loc[metric]
