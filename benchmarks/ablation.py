@@ -151,10 +151,9 @@ def _cache_path(variant: str, key: str, seed: int, steps: int) -> Path:
 def run(variant: str, overrides: dict, seed: int, steps: int, samples: list) -> pd.DataFrame:
     """Per-image rows of one trained variant (cached in ``runs/ablation``)."""
     cfg = get_config("small", seed=seed, **overrides)
-    path = _cache_path(variant, _recipe_key(cfg), seed, steps)
+    path = _cache_path(variant, _recipe_key(cfg), seed, steps)  # when absent: this variant's own name
     if path.is_file():
         return pd.DataFrame(json.loads(path.read_text())["rows"])
-    path = CACHE / f"{variant}-{_recipe_key(cfg)}-seed{seed}-steps{steps}.json"
     photos = None
     if variant == CAMERA_VARIANT and (photos := camera_photos()) is None:
         raise ForensixError(f"variant {variant}: the camera photos were never fetched; run `make photos` first")
@@ -286,7 +285,7 @@ if __name__ == "__main__":
                         help="round 2: variants of the default recipe")
     parser.add_argument("--full-variants", nargs="*", default=sorted(variants(FULL_RECIPE)),
                         choices=sorted(variants(FULL_RECIPE)), help="round 1: variants of the full recipe (none: skip)")
-    parser.add_argument("--current-variants", nargs="*", default=sorted(CAPACITY), choices=sorted(variants()),
+    parser.add_argument("--current-variants", nargs="*", default=sorted([*CAPACITY, *TRAINING]), choices=sorted(variants()),
                         help="round 3: variants of today's default recipe (none: skip)")
     args = parser.parse_args()
     result = main(args.steps, args.seeds, args.variants, args.full_variants, args.current_variants)

@@ -18,11 +18,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from benchmarks._common import write_result
-from forensix.eval.bootstrap import bootstrap_intervals
+from benchmarks._common import interval_scores, write_result
 from forensix.eval.calibration import image_threshold
 from forensix.eval.metrics import best_threshold_f1, pixel_metrics
 from forensix.eval.model_quality import held_out_samples
@@ -34,9 +32,7 @@ SEED, N_IMAGES = 1234, 96
 def score(model: ForensixModel, split: str, n: int = N_IMAGES) -> dict:
     """Pixel F1 (own read-out), best-threshold F1 and pixel AUROC on ``split``'s photos, with intervals."""
     samples = [s for s in held_out_samples(n, model.config.image_size, SEED, split) if s.record.is_fake]
-    probs = []
-    for start in range(0, len(samples), 16):
-        probs += model.mask_probabilities([s.image for s in samples[start : start + 16]])
+    probs = model.mask_probabilities([s.image for s in samples])
     rows = []
     for p, s in zip(probs, samples):
         cut = image_threshold(p, model.config.mask_threshold, model.config.mask_relative)
@@ -44,26 +40,20 @@ def score(model: ForensixModel, split: str, n: int = N_IMAGES) -> dict:
         rows.append({"is_fake": 1, "op": s.record.op, "f1": px["f1"], "auroc": px["auroc"],
                      "f1_best": best_threshold_f1(p, s.mask)[0]})
     frame = pd.DataFrame(rows)
-    table, best = bootstrap_intervals(frame, n_boot=2000), bootstrap_intervals(frame.assign(f1=frame.f1_best), n_boot=2000)
-    out = {"n_forged": len(samples), "photos": sorted({s.record.source for s in samples}),
-           "pixel_f1_by_operation": {op: {"n": len(g), "pixel_f1": float(g.f1.mean()), "pixel_f1_best": float(g.f1_best.mean())}
-                                     for op, g in frame.groupby("op")}}
-    for key, source, metric in (("pixel_f1", table, "pixel_f1"), ("pixel_f1_best", best, "pixel_f1"),
-                                ("pixel_auroc", table, "pixel_auroc")):
-        r = source.loc[metric]
-        out[key] = {"value": float(r.value), "low": float(r.low), "high": float(r.high)}
-    return out
+    by_op = {op: {"n": len(g), "pixel_f1": float(g.f1.mean()), "pixel_f1_best": float(g.f1_best.mean())}
+             for op, g in frame.groupby("op")}
+    return {"n_forged": len(samples), "photos": sorted({s.record.source for s in samples}),
+            "pixel_f1_by_operation": by_op, **interval_scores(frame)}
 
 
 def main(models: list[str]) -> dict:
     results = {}
     for name in models:
-        if not (Path(name).is_dir() or "/" not in name):
-            continue  # a run folder that was never trained here
+        if "/" in name and not Path(name).is_dir():
+            continue  # a run folder (not a released model's name) that was never trained here
         model = ForensixModel.from_pretrained(name).eval()
         entry = {split: score(model, split) for split in ("train", "test")}
-        entry["train_minus_test_pixel_f1"] = float(np.subtract(entry["train"]["pixel_f1"]["value"],
-                                                               entry["test"]["pixel_f1"]["value"]))
+        entry["train_minus_test_pixel_f1"] = entry["train"]["pixel_f1"]["value"] - entry["test"]["pixel_f1"]["value"]
         results[name] = entry
     payload = {"seed": SEED, "n_images": N_IMAGES, "models": results}
     write_result("generalization", payload)

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import write_result
+from benchmarks._common import interval_scores, write_result
 from forensix.baselines import DETECTORS, get_detector
-from forensix.eval.bootstrap import bootstrap_intervals, paired_differences
+from forensix.eval.bootstrap import paired_differences
 from forensix.data.forge import ALL_OPS, ALL_SHAPES, forge
 from forensix.data.sources import PhotoPool
 from forensix.eval.detectors import evaluate_detector
@@ -80,17 +80,6 @@ def _frame(rows: pd.DataFrame, items: list[dict]) -> pd.DataFrame:
                          "f1_best": rows.f1_best.to_numpy()})
 
 
-def _scores(frame: pd.DataFrame) -> dict:
-    table = bootstrap_intervals(frame, n_boot=2000)
-    best = bootstrap_intervals(frame.assign(f1=frame.f1_best), n_boot=2000)
-    out = {}
-    for key, source, metric in (("pixel_f1", table, "pixel_f1"), ("pixel_f1_best", best, "pixel_f1"),
-                                ("pixel_auroc", table, "pixel_auroc"), ("image_auroc", table, "image_auroc")):
-        r = source.loc[metric]
-        out[key] = {"value": float(r.value), "low": float(r.low), "high": float(r.high)}
-    return out
-
-
 def timing(model_dir: str, megapixels: int, photo: np.ndarray, tmp: Path) -> dict:
     """``analyze`` wall time and peak RSS on a ``megapixels`` JPEG, in a fresh process (model loaded first)."""
     from PIL import Image
@@ -131,7 +120,7 @@ def main(model_dir: str, n: int, time_sizes: tuple[int, ...] = MEGAPIXELS) -> di
     paired = {key: {c: float(source.loc[metric, c]) for c in ("difference", "low", "high")}
               for key, source, metric in (("pixel_f1", diff, "pixel_f1"), ("pixel_f1_best", best, "pixel_f1"),
                                           ("pixel_auroc", diff, "pixel_auroc"), ("image_auroc", diff, "image_auroc"))}
-    scores = {name: _scores(frame) for name, frame in frames.items()}
+    scores = {name: interval_scores(frame) for name, frame in frames.items()}
     baselines = [k for k in frames if k not in ("native", "resize")]
     by_op = {name: frame[frame.is_fake == 1].groupby("op").f1.mean().round(4).to_dict() for name, frame in frames.items()}
     areas = [it["area"] for it in items if it["mask"] is not None]

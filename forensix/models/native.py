@@ -100,30 +100,28 @@ def stitched(localize: Callable[[torch.Tensor], torch.Tensor], image: torch.Tens
     return (total / weights.clamp_min(1e-6))[None, None]
 
 
-def native_logits(model: ForensixModel, photo: torch.Tensor) -> torch.Tensor:
+def native_logits(model: ForensixModel, photo: torch.Tensor, vis: Any = None, index: int = 0) -> torch.Tensor:
     """``model``'s localizer logits (CPU) on a photo's own pixels ``[1, 3, H, W]``: whole, or, when a side exceeds
-    ``config.native_tile``, tiles stitched (their convolutions in channels-last layout, which is faster at that size)."""
+    ``config.native_tile``, tiles stitched (their convolutions in channels-last layout, which is faster at that size).
+
+    A photo that runs whole may share the ViT output ``vis`` of a batched pass (``index``: its row there);
+    tiles run as images of their own.
+    """
     tile, overlap = model.config.native_tile, model.config.native_overlap
-    if len(tile_windows(*photo.shape[-2:], tile, overlap)) == 1:
+    if len(tile_windows(*photo.shape[-2:], tile, overlap)) > 1:
+        with channels_last(model.trace, model.fl_expert):
+            return stitched(lambda t: model.localizer_logits(t.to(model.device)), photo, tile, overlap)
+    if vis is None:
         return model.localizer_logits(photo.to(model.device)).float().cpu()
-    with channels_last(model.trace, model.fl_expert):
-        return stitched(lambda t: model.localizer_logits(t.to(model.device)), photo, tile, overlap)
+    trace = model.trace(photo.to(model.device), vis.grid)
+    return model.fl_expert([p[index : index + 1] + trace.tokens for p in vis.layer_patches], model.prompts(),
+                           trace.features, vis.grid).logits.float().cpu()
 
 
 def native_probabilities(model: ForensixModel, vis: Any, photos: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """``model``'s localizer probabilities (CPU) on each photo's own pixels ``[1, 3, H, W]``, sharing the ViT
-    output ``vis`` of this pass when the photo runs whole (tiles run as images of their own)."""
-    maps = []
-    tile, overlap = model.config.native_tile, model.config.native_overlap
-    for i, x in enumerate(photos):
-        if len(tile_windows(*x.shape[-2:], tile, overlap)) == 1:
-            trace = model.trace(x.to(model.device), vis.grid)
-            logits = model.fl_expert([p[i : i + 1] + trace.tokens for p in vis.layer_patches], model.prompts(),
-                                     trace.features, vis.grid).logits
-        else:
-            logits = native_logits(model, x)
-        maps.append(logits.float().sigmoid().cpu())
-    return maps
+    output ``vis`` of this pass when the photo runs whole."""
+    return [native_logits(model, x, vis, i).sigmoid() for i, x in enumerate(photos)]
 
 
 def pooled(masks: Sequence[torch.Tensor], size: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ Layout of an output directory::
     OUT/stage1/checkpoint/   the latest mid-stage checkpoint (for --resume)
     OUT/stage2/...           and so on
 
-A stage whose ``done.json`` matches the requested preset, the model's configuration, the stage's recipe (what it trains, its losses and
+A stage whose ``done.json`` matches the requested preset, the model's architecture, the stage's recipe (what it trains, its losses and
 prompt format), its settings (seed, steps, batch size, learning rate, ...) and its training data (photos
 included) is loaded instead of retrained, so running the demo twice costs one training. ``OUT/stageN/calibration.json`` records the
 mask threshold chosen on the validation split (stage 2 on; :mod:`forensix.eval.calibration`).
@@ -50,8 +50,8 @@ def stage_dir(out: str | Path, stage: int) -> Path:
 
 def _done_marker(preset: str, spec: StageSpec, config: TrainConfig, train: SyntheticForgeryDataset,
                  architecture: dict[str, Any]) -> dict[str, Any]:
-    """What a finished stage must match to be reused: preset, the model's configuration when the run began
-    (a stage trained by an older architecture is retrained), the stage's recipe (prompt format included), its
+    """What a finished stage must match to be reused: preset, the model's architecture when the run began
+    (:meth:`~forensix.config.ForensixConfig.architecture`: a stage trained by another architecture is retrained), the stage's recipe (prompt format included), its
     optimisation settings and the data it trained on (the same identity a resumed checkpoint must match)."""
     marker = {"preset": preset, "model": architecture, "recipe": spec.recipe(), **run_identity(spec, config, train)}
     return json.loads(json.dumps(marker))  # as done.json reads back
@@ -85,13 +85,17 @@ CALIBRATED_SETTINGS = ("mask_threshold", "mask_relative", "detection_scale", "de
 CALIBRATION_VERSION = 2
 
 
+def _calibrated_settings(model: ForensixModel) -> dict[str, Any]:
+    return {key: getattr(model.config, key) for key in CALIBRATED_SETTINGS}
+
+
 def _calibrate(model: ForensixModel, val: SyntheticForgeryDataset, where: Path, detection: bool = False) -> bool:
     """Set the model's mask threshold and relative read-out (and with ``detection``, its p_fake calibration)
     from the validation split;
     write ``calibration.json``; True if anything changed."""
     samples = [val.sample(i) for i in range(len(val))]
     calibration = calibrate_mask_threshold(model, samples)
-    before = [getattr(model.config, key) for key in CALIBRATED_SETTINGS]
+    before = _calibrated_settings(model)
     model.config.mask_threshold, model.config.mask_relative = calibration.threshold, calibration.relative
     record = {**calibration.to_dict(), "split": val.split}
     if detection and len({s.record.is_fake for s in samples}) < 2:
@@ -101,10 +105,10 @@ def _calibrate(model: ForensixModel, val: SyntheticForgeryDataset, where: Path, 
         model.config.detection_scale, model.config.detection_bias = fitted.scale, fitted.bias
         model.config.detection_mask_weight = fitted.mask_weight
         record["detection"] = fitted.to_dict()
-    record.update(version=CALIBRATION_VERSION, settings={key: getattr(model.config, key) for key in CALIBRATED_SETTINGS})
+    record.update(version=CALIBRATION_VERSION, settings=_calibrated_settings(model))
     where.mkdir(parents=True, exist_ok=True)
     (where / "calibration.json").write_text(json.dumps(record, indent=1))
-    return before != [getattr(model.config, key) for key in CALIBRATED_SETTINGS]
+    return before != record["settings"]
 
 
 def is_calibrated(model: ForensixModel, where: Path, detection: bool = False) -> bool:
@@ -116,7 +120,7 @@ def is_calibrated(model: ForensixModel, where: Path, detection: bool = False) ->
     record = json.loads(path.read_text())
     if record.get("version") != CALIBRATION_VERSION or (detection and "detection" not in record):
         return False
-    return record.get("settings") == {key: getattr(model.config, key) for key in CALIBRATED_SETTINGS}
+    return record.get("settings") == _calibrated_settings(model)
 
 
 def _load_finished(where: Path, val: SyntheticForgeryDataset, calibrate: bool, detection: bool) -> ForensixModel:
