@@ -28,9 +28,14 @@ Round 3 (``current_recipe``) starts from today's default recipe (DCT stream on) 
 (:data:`CAPACITY`: a wider trace branch, a decoder one level deeper) and the learning rate
 (:data:`TRAINING`: doubled, halved).
 
-Run: ``.venv/bin/python -m benchmarks.ablation [--steps 600] [--seeds 0 1] [--variants ...] [--full-variants ...]
-[--current-variants ...]``
-(about 2-3 min per run on 2 cores); writes ``benchmarks/results/ablation.json``.
+Round 4 (``data_recipe``) starts from today's default recipe too and changes the training data
+(:data:`DATA`: crops at the photos' own pixels, no regions that follow the photo's segments, no
+procedural textures) and the decoder's evidence (:data:`EVIDENCE`: trace features only, without the
+vision layers' similarity maps).
+
+Run: ``.venv/bin/python -m benchmarks.ablation [--steps 600] [--seeds 0 1] [--full-variants ...] [--variants ...]
+[--current-variants ...] [--data-variants ...]`` (about 2-3 min per run on 2 cores); writes
+``benchmarks/results/ablation.json``, keeping the rounds not named from its previous version.
 """
 
 from __future__ import annotations
@@ -44,11 +49,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import write_result
+from benchmarks._common import RESULTS, write_result
 from forensix.eval.bootstrap import paired_differences
 from forensix.eval.calibration import calibrate_mask_threshold
 from forensix.config import get_config
 from forensix.data.camera_photos import camera_photos
+from forensix.data.datasets import SyntheticForgeryDataset
+from forensix.data.sources import PhotoPool
 from forensix.errors import ForensixError
 from forensix.eval.metrics import best_threshold_f1, pixel_metrics
 from forensix.models import ForensixModel
@@ -79,6 +86,16 @@ CAPACITY: dict[str, dict] = {
 #: Optimisation variants: the stage-2 learning rate of the small preset doubled and halved (same steps, same schedule).
 _LR = get_stage(2).defaults["small"].lr
 TRAINING: dict[str, dict] = {"lr_double": {"lr": 2 * _LR}, "lr_half": {"lr": _LR / 2}}
+#: Training-data variants (round 4): how the training crops are cut (PhotoPool ``crops``), which region shapes are
+#: forged (without ``object``, regions no longer follow the photo's own segments) and the share of procedural
+#: textures. Validation and held-out data stay as they are.
+DATA: dict[str, dict] = {
+    "native_crops": {"crops": "native"},
+    "no_object_shape": {"shapes": ("ellipse", "polygon", "blob")},
+    "no_textures": {"p_texture": 0.0},
+}
+#: Evidence variants (round 4): the decoder without the vision layers' prompt-similarity maps.
+EVIDENCE: dict[str, dict] = {"no_semantic_maps": {"localizer": {"semantic_maps": False}}}
 #: The default recipe trained on the bundled photos plus the camera photos (forensix.data.camera_photos).
 CAMERA_VARIANT = "with_camera_photos"
 #: The default recipe after PRETRAIN_STEPS steps of trace pre-training on processing histories (forensix.train.pretrain).
@@ -121,16 +138,22 @@ def variants(base: dict | None = None) -> dict[str, dict]:
         out["previous"].setdefault(section, {}).update(off)
         has = all(getattr(getattr(cfg, section), k) == v for k, v in on.items())
         out[f"no_{name}" if has else f"with_{name}"] = _merge(base, {section: off if has else on})
-    out.update({name: _merge(base, change) for name, change in CAPACITY.items()})
-    out.update({name: base for name in TRAINING})  # the base model, trained otherwise
+    out.update({name: _merge(base, change) for name, change in {**CAPACITY, **EVIDENCE}.items()})
+    out.update({name: base for name in (*TRAINING, *DATA)})  # the base model, trained otherwise or on other data
     return out
 
 
+#: Localizer settings added after runs were cached: left out of the key at these values, so older runs stay valid.
+LATER_SETTINGS = {"semantic_maps": True}
+
+
 def _recipe_key(cfg) -> str:
-    """A short hash of what a variant trains with (the trace section only when it differs from :data:`REFERENCE_TRACE`)."""
-    recipe = {"localizer": cfg.localizer.__dict__}
+    """A short hash of what a variant trains with (the trace section only when it differs from :data:`REFERENCE_TRACE`;
+    with the DCT stream on, its zero initialisation, which runs before it was added did not have)."""
+    localizer = {k: v for k, v in cfg.localizer.__dict__.items() if not (k in LATER_SETTINGS and LATER_SETTINGS[k] == v)}
+    recipe = {"localizer": localizer}
     if cfg.trace.__dict__ != REFERENCE_TRACE:
-        recipe["trace"] = cfg.trace.__dict__
+        recipe["trace"] = {**cfg.trace.__dict__, **({"dct_init": "zero"} if cfg.trace.dct else {})}
     return hashlib.sha256(json.dumps(recipe["localizer"] if len(recipe) == 1 else recipe, sort_keys=True,
                                      default=list).encode()).hexdigest()[:8]
 
@@ -141,7 +164,7 @@ def _cache_path(variant: str, key: str, seed: int, steps: int) -> Path:
     same recipe, seed and steps
     (round 3's ``default`` is round 2's ``with_dct``)."""
     own = CACHE / f"{variant}-{key}-seed{seed}-steps{steps}.json"
-    special = (CAMERA_VARIANT, PRETRAIN_VARIANT, *TRAINING)
+    special = (CAMERA_VARIANT, PRETRAIN_VARIANT, *TRAINING, *DATA)
     if own.is_file() or variant in special:
         return own
     same = sorted(p for p in CACHE.glob(f"*-{key}-seed{seed}-steps{steps}.json") if not p.name.startswith(special))
@@ -159,6 +182,8 @@ def run(variant: str, overrides: dict, seed: int, steps: int, samples: list) -> 
         raise ForensixError(f"variant {variant}: the camera photos were never fetched; run `make photos` first")
     model = ForensixModel.from_config(cfg)
     train, val = stage_datasets("small", 2, model.config.image_size, seed, photos)
+    if variant in DATA:
+        train = _data_variant(train, DATA[variant])
     spec = get_stage(2, losses=("mask",))
     config = TrainConfig(steps=steps, seed=seed, **TRAINING.get(variant, {})).resolved(spec, "small")
     started = time.perf_counter()
@@ -174,6 +199,8 @@ def run(variant: str, overrides: dict, seed: int, steps: int, samples: list) -> 
         probs += model.mask_probabilities([s.image for s in samples[start : start + 16]])
     forged_val = [s for s in val_samples if s.record.is_fake]
     CACHE.mkdir(parents=True, exist_ok=True)
+    model.config.mask_threshold, model.config.mask_relative = threshold, 0.0
+    model.save_pretrained(path.with_suffix(""))  # for scoring at the photos' own pixels (native_round)
     np.savez_compressed(path.with_suffix(".npz"), test=np.stack(probs).astype(np.float16),  # for read-out studies
                         val=np.stack(model.mask_probabilities([s.image for s in forged_val])).astype(np.float16),
                         val_masks=np.stack([s.mask for s in forged_val]))
@@ -188,6 +215,15 @@ def run(variant: str, overrides: dict, seed: int, steps: int, samples: list) -> 
     path.write_text(json.dumps({"variant": variant, "overrides": overrides, "seed": seed, "steps": steps,
                                 "threshold": threshold, "train_s": round(train_s, 1), "rows": rows}))
     return pd.DataFrame(rows)
+
+
+def _data_variant(train: SyntheticForgeryDataset, change: dict) -> SyntheticForgeryDataset:
+    """``train`` (a stage's training data) generated with :data:`DATA` ``change``: pool crops, shapes or texture share."""
+    pool = train.generator.photos
+    pool = PhotoPool({n: pool.photo(n) for n in pool.names}, p_texture=change.get("p_texture", pool.p_texture),
+                     texture_seed=pool.texture_seed, crops=change.get("crops", pool.crops))
+    return SyntheticForgeryDataset(stage=train.stage, split=train.split, size=train.size, length=train.length,
+                                   seed=train.seed, photos=pool, shapes=change.get("shapes", train.generator.shapes))
 
 
 def compare(rows: pd.DataFrame, default: pd.DataFrame, n_boot: int = 2000) -> dict:
@@ -208,7 +244,7 @@ def summary(rows: pd.DataFrame) -> dict:
 
     forged = rows[rows.is_fake == 1]
     aurocs = [image_metrics(g.p_fake.tolist(), g.is_fake.tolist())["auroc"] for _, g in rows.groupby("seed")]
-    return {"pixel_f1": forged.f1.mean(), "pixel_f1_best": forged.f1_best.mean(), "pixel_iou": forged.iou.mean(),
+    return {"pixel_f1": forged.f1.mean(), "pixel_f1_best": forged.f1_best.mean(), "pixel_iou": forged.iou.mean() if "iou" in forged else None,
             "pixel_auroc": forged.auroc.mean(), "image_auroc": float(np.mean(aurocs)),
             "pixel_f1_by_op": forged.groupby("op").f1.mean().round(4).to_dict()}
 
@@ -260,17 +296,72 @@ def ablation_round(steps: int, seeds: list[int], names: list[str], samples: list
     return out
 
 
-def main(steps: int, seeds: list[int], names: list[str], full_names: list[str], current_names: list[str]) -> dict:
-    """Round 1: each component switched off from the full recipe; round 2: the recipe round 1 kept against
-    the variants in ``names``; round 3: today's default recipe against ``current_names``."""
+N_NATIVE = 48  # forgeries of benchmarks/native.py, made in the held-out photos at their full size
+
+
+def native_round(names: list[str], seeds: list[int], base: dict | None = None, steps: int = 600) -> dict:
+    """The saved runs of ``names`` (and ``default``) scored at the photos' own pixels (``benchmarks/native.py``'s
+    forgeries): each with ``resolution="native"`` and ``"resize"``, its native - resize difference, and its
+    native scores against the default's, paired over (image, seed)."""
+    from benchmarks.native import _frame, native_samples
+    from forensix.eval.detectors import evaluate_detector
+
+    items = native_samples(N_NATIVE)
+    table = variants(base)
+    names = ["default"] + [n for n in names if n != "default"]
+    frames: dict[str, dict[str, pd.DataFrame]] = {}
+    for name in names:
+        per_mode: dict[str, list] = {"native": [], "resize": []}
+        for seed in seeds:
+            cfg = get_config("small", seed=seed, **table[name])
+            where = _cache_path(name, _recipe_key(cfg), seed, steps).with_suffix("")
+            if not (where / "config.json").is_file():
+                raise ForensixError(f"{where}: no saved model of {name} (seed {seed}); run its ablation round first")
+            for mode in per_mode:
+                model = ForensixModel.from_pretrained(where)
+                model.config.resolution = mode
+                rows = _frame(evaluate_detector(model, items, progress=False).rows, items)
+                per_mode[mode].append(rows.assign(seed=seed, index=range(len(rows))))
+        frames[name] = {mode: pd.concat(parts, ignore_index=True) for mode, parts in per_mode.items()}
+    out: dict = {"n_images": N_NATIVE, "variants": {}}
+    for name, modes in frames.items():
+        entry = {mode: summary(frame) for mode, frame in modes.items()}
+        entry["native_minus_resize"] = compare(modes["native"], modes["resize"])
+        if name != "default":
+            entry["native_vs_default"] = compare(modes["native"], frames["default"]["native"])
+        out["variants"][name] = entry
+    return out
+
+
+#: The rounds: result key, base recipe (None: today's default) and the command-line option naming its variants.
+ROUNDS = {"full_recipe": (FULL_RECIPE, "full_variants"), "default_recipe": (ROUND2_RECIPE, "variants"),
+          "current_recipe": (None, "current_variants"), "data_recipe": (None, "data_variants")}
+
+
+def main(steps: int, seeds: list[int], rounds: dict[str, list[str]], native: list[str] | None = None) -> dict:
+    """Each round of ``rounds`` (result key -> variant names, see :data:`ROUNDS`) against its base recipe; with
+    ``native``, those variants of round 4 at the photos' own pixels too (:func:`native_round`).
+
+    Rounds given no variants keep their entry of the existing ``ablation.json`` (with the date and command
+    it was measured by), so one round can be run again or added without retraining the others; round 1
+    switches components off the full recipe, round 2 is the recipe round 1 kept, rounds 3 and 4 start
+    from today's default recipe (capacity and learning rate; training data and evidence).
+    """
     samples = held_out_samples(N_HELD_OUT, get_config("small").image_size, HELD_OUT_SEED)
     started = time.perf_counter()
-    payload: dict = {"steps": steps, "seeds": seeds}
-    if full_names:
-        payload["full_recipe"] = ablation_round(steps, seeds, full_names, samples, FULL_RECIPE)
-    payload["default_recipe"] = ablation_round(steps, seeds, names, samples, ROUND2_RECIPE)
-    if current_names:
-        payload["current_recipe"] = ablation_round(steps, seeds, current_names, samples)
+    previous = RESULTS / "ablation.json"
+    payload: dict = json.loads(previous.read_text()) if previous.is_file() else {}
+    for key in ("command", "machine", "date", "seconds"):
+        payload.pop(key, None)
+    if payload.get("steps", steps) != steps or payload.get("seeds", seeds) != seeds:
+        payload = {}  # kept rounds must share the steps and seeds
+    payload.update(steps=steps, seeds=seeds)
+    for key, names in rounds.items():
+        if names:
+            payload[key] = ablation_round(steps, seeds, names, samples, ROUNDS[key][0])
+            payload[key]["date"] = time.strftime("%Y-%m-%d")
+    if native:
+        payload["data_recipe"]["native"] = native_round(native, seeds, steps=steps)
     payload.update({"held_out": {"split": "test", "n_images": N_HELD_OUT, "seed": HELD_OUT_SEED},
                     "seconds": round(time.perf_counter() - started, 1)})
     write_result("ablation", payload)
@@ -281,14 +372,19 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--variants", nargs="+", default=sorted(variants(ROUND2_RECIPE)), choices=sorted(variants(ROUND2_RECIPE)),
-                        help="round 2: variants of the default recipe")
-    parser.add_argument("--full-variants", nargs="*", default=sorted(variants(FULL_RECIPE)),
-                        choices=sorted(variants(FULL_RECIPE)), help="round 1: variants of the full recipe (none: skip)")
-    parser.add_argument("--current-variants", nargs="*", default=sorted([*CAPACITY, *TRAINING]), choices=sorted(variants()),
-                        help="round 3: variants of today's default recipe (none: skip)")
+    parser.add_argument("--variants", nargs="*", default=[], choices=sorted(variants(ROUND2_RECIPE)),
+                        help="round 2: variants of the recipe round 1 kept")
+    parser.add_argument("--full-variants", nargs="*", default=[], choices=sorted(variants(FULL_RECIPE)),
+                        help="round 1: variants of the full recipe")
+    parser.add_argument("--current-variants", nargs="*", default=[], choices=sorted(variants()),
+                        help="round 3: capacity and learning rate, e.g. " + " ".join([*CAPACITY, *TRAINING]))
+    parser.add_argument("--data-variants", nargs="*", default=[], choices=sorted(variants()),
+                        help="round 4: training data and evidence, e.g. " + " ".join([*DATA, *EVIDENCE]))
+    parser.add_argument("--native-variants", nargs="*", default=[], choices=sorted(variants()),
+                        help="round 4's saved runs (and its default) scored at the photos' own pixels, native vs resize")
     args = parser.parse_args()
-    result = main(args.steps, args.seeds, args.variants, args.full_variants, args.current_variants)
-    for key in ("full_recipe", "default_recipe", "current_recipe"):
+    result = main(args.steps, args.seeds, {key: getattr(args, option) for key, (_, option) in ROUNDS.items()},
+                  args.native_variants)
+    for key in ROUNDS:
         if key in result:
             print(f"{key}\n{markdown_table(result[key])}\n")

@@ -37,9 +37,10 @@ PHOTOS_HELP = ("a folder of your own photos to forge for training too, or 'camer
 def _stages(value: str) -> tuple[int, ...]:
     if value == "all":
         return (1, 2, 3)
-    if value in {"1", "2", "3"}:
-        return (int(value),)
-    raise argparse.ArgumentTypeError(f"--stage {value!r}: choose 1, 2, 3 or all")
+    parts = value.split(",")
+    if all(p in {"1", "2", "3"} for p in parts):
+        return tuple(sorted({int(p) for p in parts}))
+    raise argparse.ArgumentTypeError(f"--stage {value!r}: choose 1, 2, 3, a list such as 2,3, or all")
 
 
 def _steps(values: Sequence[str] | None) -> dict[int, int]:
@@ -76,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="steps per stage: the preset's (default) or the shipped model's (release; about 1.5 hours on 2 cores)")
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     train.add_argument("--photos", default=None, help=PHOTOS_HELP)
+    train.add_argument("--init", default=None, metavar="MODEL",
+                       help="warm-start from a model directory or released name (e.g. forensix-small with --stage 2,3)")
 
     photos = sub.add_parser("photos", help="fetch the camera photographs for training once (Debian packages, licences recorded)")
     photos.add_argument("--out", default=None, help="where to put them (default: the forensix cache)")
@@ -110,7 +113,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     stages = args.stage
     _, results = train_stages(args.preset, args.out, stages=stages, seed=args.seed, steps=_steps(args.steps),
-                              resume=args.resume, photos=args.photos, recipe=args.recipe)
+                              resume=args.resume, photos=args.photos, recipe=args.recipe, init=args.init)
     for stage, result in results.items():
         last = result.history[-1] if result.history else {}
         print(f"stage {stage}: {len(result.history)} steps, final loss {last.get('loss', float('nan')):.4f}")

@@ -69,6 +69,7 @@ class LocalizerConfig:
     contrastive: float = 0.2  # weight of the per-image pixel contrast of the decoder features (FOCAL)
     contrastive_temperature: float = 0.1
     correlation_topk: int = 8  # self-correlation channels for copy-move at the finest decoder level (0: none)
+    semantic_maps: bool = True  # the prompt-similarity maps of the vision layers join the decoder (False: trace evidence only)
 
 
 @dataclass

@@ -34,6 +34,17 @@ def test_train_writes_a_model(trained, capsys) -> None:
     assert len(json.loads((trained.parent / "history.json").read_text())["history"]) == 2
 
 
+def test_train_continues_a_saved_model_over_a_list_of_stages(trained, tmp_path, capsys) -> None:
+    out = tmp_path / "continued"
+    assert main(["train", "--stage", "2,3", "--preset", "tiny", "--out", str(out), "--steps", "2=1", "3=1",
+                 "--init", str(trained)]) == 0
+    assert not (out / "stage1").exists() and (out / "stage3" / "done.json").is_file()
+    assert json.loads((out / "stage2" / "warm_start.json").read_text())["fresh"] == []
+    with pytest.raises(SystemExit):
+        main(["train", "--stage", "2,4", "--preset", "tiny", "--out", str(out)])
+    assert "--stage '2,4'" in capsys.readouterr().err
+
+
 def test_analyze(trained, image, tmp_path, capsys) -> None:
     out = tmp_path / "out"
     assert main(["analyze", str(image), "--model", str(trained), "--out", str(out)]) == 0

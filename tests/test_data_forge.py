@@ -62,6 +62,21 @@ def test_photo_pool_crop_small_photo_upscaled():
     assert crop.shape == (32, 32, 3) and name == "tiny"
 
 
+def test_native_crops_keep_the_photo_pixels_on_the_jpeg_grid():
+    photo = np.random.default_rng(0).integers(0, 256, (203, 141, 3)).astype(np.uint8)
+    pool = PhotoPool({"p": photo}, p_texture=0.0, crops="native")
+    for seed in range(5):
+        crop, _ = pool.random_crop(np.random.default_rng(seed), (64, 48))
+        hits = [(y, x) for y in range(0, 203 - 63, 8) for x in range(0, 141 - 47, 8)
+                if np.array_equal(crop, photo[y:y + 64, x:x + 48])]
+        assert hits, "a native crop is an unresized window of the photo starting on the 8-pixel grid"
+    small, _ = pool.random_crop(np.random.default_rng(0), 256)
+    assert small.shape == (256, 256, 3)
+    assert pool.with_photos({"q": photo}).crops == "native"
+    with pytest.raises(ForensixError, match="crops="):
+        PhotoPool({"p": photo}, crops="tiles")
+
+
 def test_folder_photos(tmp_path):
     with pytest.raises(BadDatasetError, match="no readable"):
         FolderPhotos(tmp_path)

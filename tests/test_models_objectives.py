@@ -120,3 +120,17 @@ def test_the_recipe_changes_the_pieces_and_the_mask_loss_of_the_model():
     assert all(h.weight.grad is not None for h in full.fl_expert.level_heads)
     with pytest.raises(BadConfigError, match="correlation_topk"):
         ForensixModel.from_config(get_config("tiny", localizer={"correlation_topk": -1}))
+
+
+def test_without_semantic_maps_the_mask_reads_the_trace_evidence_only():
+    model = ForensixModel.from_config(get_config("tiny", localizer={"semantic_maps": False})).eval()
+    pixels = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        before = model.localizer_logits(pixels)
+        for p in model.fl_expert.project.parameters():  # the maps' projection no longer reaches the mask
+            p.add_(torch.randn_like(p))
+        after = model.localizer_logits(pixels)
+    torch.testing.assert_close(before, after)
+    with_maps = ForensixModel.from_config("tiny")
+    assert with_maps.fl_expert.bottleneck[0].in_channels == model.fl_expert.bottleneck[0].in_channels + 2 * len(
+        model.fl_expert.project)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from forensix.data.datasets import SyntheticForgeryDataset
+from forensix.errors import ForensixError
 from forensix.models import ForensixModel
 from forensix.train import TrainConfig, get_stage, train_stage
 from forensix.train.loop import cosine_with_warmup, step_indices
@@ -158,6 +159,27 @@ def test_pipeline_reuses_a_finished_stage_for_a_model_handed_over_calibrated(tmp
     model.config.mask_threshold, model.config.region_in_prompt = 0.123, True  # read-out settings, not architecture
     train_stages("tiny", tmp_path, stages=(3,), steps=steps, progress=False, model=model)
     assert (tmp_path / "stage3" / "model" / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_pipeline_warm_starts_from_a_saved_model_and_records_what_started_fresh(tmp_path):
+    """As the release continuation does: stages 2-3 from a model trained without the DCT stream."""
+    import json
+
+    from forensix.errors import BadCheckpointError
+    from forensix.train.pipeline import train_stages
+
+    old = ForensixModel.from_config("tiny", trace={"dct": False})
+    source = old.save_pretrained(tmp_path / "old")
+    model, _ = train_stages("tiny", tmp_path / "run", stages=(2,), steps={2: 1}, progress=False, init=source)
+    report = json.loads((tmp_path / "run" / "stage2" / "warm_start.json").read_text())
+    assert report["init"] == str(source) and report["fresh"] and all(".dct." in k for k in report["fresh"])
+    frozen = old.vision.state_dict()  # stage 2 does not train the vision side: exactly the source's weights
+    assert all(torch.equal(v, frozen[k]) for k, v in model.vision.state_dict().items())
+    assert json.loads((tmp_path / "run" / "stage2" / "done.json").read_text())["init"] == str(source)
+    with pytest.raises(ForensixError, match="not both"):
+        train_stages("tiny", tmp_path / "run", stages=(2,), steps={2: 1}, progress=False, init=source, model=old)
+    with pytest.raises(BadCheckpointError, match="manifest.json is missing"):
+        train_stages("tiny", tmp_path / "run2", stages=(2,), steps={2: 1}, progress=False, init=tmp_path)
 
 
 def test_pipeline_forges_your_photos_for_training_only(tmp_path):

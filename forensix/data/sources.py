@@ -240,6 +240,12 @@ class FolderPhotos(Mapping[str, np.ndarray]):
         return len(self._photos)
 
 
+#: How :class:`PhotoPool` cuts its crops.
+CROPS = ("jitter", "native")
+#: The JPEG block size: native crops start on this grid.
+GRID = 8
+
+
 def _resize(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     if img.shape[:2] == hw:
         return np.ascontiguousarray(img)
@@ -250,7 +256,10 @@ class PhotoPool:
     """Named photos plus procedural textures, cropped at random with scale jitter.
 
     ``p_texture`` is the chance a crop is a procedural texture; textures are seeded from
-    ``texture_seed`` so that each split gets its own.
+    ``texture_seed`` so that each split gets its own. ``crops`` is ``"jitter"`` (a crop of 0.84-2x the
+    size, resized to it) or ``"native"`` (cut at the photo's own pixels on its 8-pixel JPEG grid, never
+    resized, so the photo's own noise and compression traces stay as they are; a photo smaller than
+    the crop is upscaled).
 
     Example:
         >>> pool = PhotoPool({"flat": np.full((40, 40, 3), 128, np.uint8)}, p_texture=0.0)
@@ -264,7 +273,11 @@ class PhotoPool:
         *,
         p_texture: float = 0.1,
         texture_seed: int = 0,
+        crops: str = "jitter",
     ):
+        if crops not in CROPS:
+            raise ForensixError(f"crops={crops!r}: choose one of {CROPS}")
+        self.crops = crops
         if not isinstance(photos, Mapping):
             photos = {n: bundled_photo(n) for n in photos}
         self._photos = dict(photos)
@@ -273,12 +286,12 @@ class PhotoPool:
         self.texture_seed = texture_seed
 
     @classmethod
-    def bundled(cls, split: str = "train", seed: int = 0, p_texture: float = 0.1) -> "PhotoPool":
+    def bundled(cls, split: str = "train", seed: int = 0, p_texture: float = 0.1, crops: str = "jitter") -> "PhotoPool":
         """The bundled photos of one split (fixed partition, see :data:`PHOTO_SPLIT_SEED`); ``seed`` seeds textures."""
         if split not in SPLITS:
             raise ForensixError(f"unknown split {split!r}; choose one of {SPLITS}")
         names = split_photo_names()[split]
-        return cls(names, p_texture=p_texture, texture_seed=hash_split(seed, split))
+        return cls(names, p_texture=p_texture, texture_seed=hash_split(seed, split), crops=crops)
 
     def with_photos(self, photos: Mapping[str, np.ndarray]) -> "PhotoPool":
         """A pool holding this pool's photos and ``photos`` (e.g. a :class:`FolderPhotos`), with the same textures.
@@ -291,7 +304,8 @@ class PhotoPool:
         clash = sorted(set(photos) & set(self._photos))
         if clash:
             raise ForensixError(f"photo names {clash} are already in the pool; rename those files")
-        return PhotoPool({**self._photos, **photos}, p_texture=self.p_texture, texture_seed=self.texture_seed)
+        return PhotoPool({**self._photos, **photos}, p_texture=self.p_texture, texture_seed=self.texture_seed,
+                         crops=self.crops)
 
     def photo(self, name: str) -> np.ndarray:
         """The full photo called ``name``."""
@@ -308,7 +322,28 @@ class PhotoPool:
             tex_rng = np.random.default_rng([self.texture_seed, int(rng.integers(2**31))])
             return texture(kind, hw, tex_rng), TEXTURE_PREFIX + kind
         name = names[int(rng.integers(len(names)))]
-        return self.crop(self._photos[name], rng, hw), name
+        crop = self.native_crop if self.crops == "native" else self.crop
+        return crop(self._photos[name], rng, hw), name
+
+    @staticmethod
+    def native_crop(photo: np.ndarray, rng: np.random.Generator, hw: tuple[int, int]) -> np.ndarray:
+        """A random ``hw`` crop at the photo's own scale, its corner on the 8-pixel grid (upscaled only when the
+        photo is smaller than ``hw``).
+
+        Example:
+            >>> photo = np.random.default_rng(0).integers(0, 255, (100, 90, 3)).astype(np.uint8)
+            >>> crop = PhotoPool.native_crop(photo, np.random.default_rng(1), (32, 32))
+            >>> any(np.array_equal(crop, photo[y:y + 32, x:x + 32]) for y in range(0, 69, 8) for x in range(0, 59, 8))
+            True
+        """
+        h, w = photo.shape[:2]
+        if h < hw[0] or w < hw[1]:
+            scale = max(hw[0] / h, hw[1] / w)
+            photo = _resize(photo, (max(hw[0], round(h * scale)), max(hw[1], round(w * scale))))
+            h, w = photo.shape[:2]
+        y = GRID * int(rng.integers(0, (h - hw[0]) // GRID + 1))
+        x = GRID * int(rng.integers(0, (w - hw[1]) // GRID + 1))
+        return np.ascontiguousarray(photo[y:y + hw[0], x:x + hw[1]])
 
     @staticmethod
     def crop(photo: np.ndarray, rng: np.random.Generator, hw: tuple[int, int]) -> np.ndarray:

@@ -57,6 +57,10 @@ class DCTStream(nn.Module):
         self.clip = clip
         self.encode = nn.Sequential(nn.Conv2d(64, channels, 1), nn.ReLU(inplace=True),
                                     nn.Conv2d(channels, channels, 3, padding=1))
+        # starts as the identity on the trace level it joins (as LocalAnomaly does), so a stream added to a
+        # trained branch (``warm_start``) changes nothing until it has learned something
+        nn.init.zeros_(self.encode[-1].weight)
+        nn.init.zeros_(self.encode[-1].bias)
         self.hook_out = HookPoint("trace.dct")
 
     def forward(self, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

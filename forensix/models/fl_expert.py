@@ -9,7 +9,9 @@ reach full resolution; the small preset stops at 1/4, where the blob-like forged
 already resolved, and saves most of the decoder's cost). The logits are bilinearly upsampled to
 the input resolution. With ``correlation_topk`` a :class:`~forensix.models.correlation.SelfCorrelation`
 layer adds copy-move evidence at the finest decoder level; with ``deep_supervision`` every coarser
-level gets a 1x1 head of its own (its logits are in :attr:`LocalizerOutput.levels`). The training
+level gets a 1x1 head of its own (its logits are in :attr:`LocalizerOutput.levels`). With
+``semantic_maps`` off the maps are still computed (their hook points fire, the prompts keep their
+meaning for the mask-text stages) but the decoder reads the trace evidence only. The training
 objective is in :mod:`forensix.models.objectives`.
 
 Hook points: ``fl_expert.similarity.{i}`` ``[B, 2, gh, gw]`` (one per feature layer, in order),
@@ -61,7 +63,8 @@ class FLExpert(nn.Module):
         # self-correlation reads the skip features of the finest level the decoder reaches
         self.correlation = SelfCorrelation(skips[len(dec) - 1], k) if k else None
         extra = [0] * (len(dec) - 1) + [k]  # correlation maps join the last decoder level's input
-        self.bottleneck = conv_block(2 * n_layers + skips[0] + (k if len(dec) == 1 else 0), dec[0])
+        n_maps = 2 * n_layers if cfg.semantic_maps else 0
+        self.bottleneck = conv_block(n_maps + skips[0] + (k if len(dec) == 1 else 0), dec[0])
         self.up = nn.ModuleList(
             conv_block(dec[i] + skips[i + 1] + extra[i + 1], dec[i + 1]) for i in range(len(dec) - 1)
         )
@@ -86,8 +89,10 @@ class FLExpert(nn.Module):
         inputs = [skips[0]] + skips[1:]
         if self.correlation is not None:
             inputs[-1] = torch.cat([inputs[-1], self.correlation(inputs[-1])], dim=1)
-        sims = F.interpolate(torch.cat(maps, dim=1), size=skips[0].shape[-2:], mode="bilinear", align_corners=False)
-        x = self.bottleneck(torch.cat([sims, inputs[0]], dim=1))
+        if self.cfg.semantic_maps:
+            sims = F.interpolate(torch.cat(maps, dim=1), size=skips[0].shape[-2:], mode="bilinear", align_corners=False)
+            inputs[0] = torch.cat([sims, inputs[0]], dim=1)
+        x = self.bottleneck(inputs[0])
         levels = []
         for i, (block, skip) in enumerate(zip(self.up, inputs[1:])):
             if self.level_heads is not None:

@@ -84,4 +84,38 @@ def load_model(cls: type[ForensixModel], path: str | Path) -> ForensixModel:
     return model.eval()
 
 
-__all__ = ["MODEL_FORMAT", "load_model", "save_model", "trainable_state"]
+def warm_start(model: ForensixModel, source: str | Path) -> dict[str, list[str]]:
+    """Copy into ``model`` every weight of the saved model ``source`` (a directory or a released name) whose
+    name and shape it shares; the rest of ``model`` keeps its initialisation.
+
+    This is how a longer or changed recipe continues from committed weights: a module the source lacks
+    (say the DCT stream of a newer trace branch) starts fresh, one it has but ``model`` lacks (LoRA weights
+    of a finished stage 3, before ``model`` enables LoRA) is left out. Returns both lists, by name.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from forensix.models.forensix_model import ForensixModel
+        >>> old = ForensixModel.from_config("tiny", trace={"dct": False})
+        >>> new = ForensixModel.from_config("tiny", trace={"dct": True})
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     report = warm_start(new, save_model(old, f"{tmp}/m"))
+        >>> sorted({k.split(".")[1] for k in report["fresh"]}), report["left_out"]
+        (['dct'], [])
+        >>> torch.equal(new.trace.stages[0][0].weight, old.trace.stages[0][0].weight)
+        True
+    """
+    path = resolve_model_path(source)
+    tensors, meta = read_checkpoint(path)
+    info = meta.get("config")
+    if not isinstance(info, dict) or info.get("format") != MODEL_FORMAT or "model" not in tensors:
+        raise BadCheckpointError(f"{path}: not a forensix model checkpoint (config.json/model.safetensors missing or foreign)")
+    expected, got = trainable_state(model), tensors["model"]
+    shared = {k: v for k, v in got.items() if k in expected and v.shape == expected[k].shape}
+    if not shared:
+        raise BadCheckpointError(f"{path}: shares no weight with this model (another preset?); warm-start from a model "
+                                 "of the same preset")
+    model.load_state_dict(shared, strict=False)
+    return {"fresh": sorted(set(expected) - set(shared)), "left_out": sorted(set(got) - set(shared))}
+
+
+__all__ = ["MODEL_FORMAT", "load_model", "save_model", "trainable_state", "warm_start"]

@@ -34,6 +34,7 @@ from forensix.data.sources import FolderPhotos, PhotoPool
 from forensix.errors import ForensixError
 from forensix.eval.calibration import calibrate_detection, calibrate_mask_threshold
 from forensix.models import ForensixModel
+from forensix.models.persistence import warm_start
 from forensix.train.loop import Callback, TrainConfig, TrainResult, run_identity, train_stage
 from forensix.train.stages import StageSpec, get_stage
 
@@ -153,13 +154,16 @@ def train_stages(
     steps: dict[int, int] | None = None, batch_size: dict[int, int] | None = None, resume: bool = False,
     progress: bool = True, callbacks: Sequence[Callback] = (), model: ForensixModel | None = None,
     photos: str | Path | Mapping[str, np.ndarray] | None = None, recipe: str = "default",
+    init: str | Path | None = None,
 ) -> tuple[ForensixModel, dict[int, TrainResult]]:
     """Train stages in order; finished stages are loaded from ``out`` instead of retrained.
 
     ``photos``: a folder (or a mapping name -> image) of your own photos to forge for training as well, besides
     the bundled training photos, or ``"camera"`` for the fetched camera photos (:func:`training_photos`);
     validation and the held-out test split keep their bundled photos. ``recipe`` names the steps per stage
-    (:data:`RECIPES`); ``steps`` overrides it stage by stage.
+    (:data:`RECIPES`); ``steps`` overrides it stage by stage. ``init`` (a model directory or a released name)
+    warm-starts the first stage that trains from that model's weights (:func:`~forensix.models.persistence.warm_start`):
+    ``stages=(2, 3), init="forensix-small"`` continues the shipped model with today's recipe.
 
     From the stage that trains the localizer (stage 2) on, the mask threshold is calibrated on the
     stage's validation split and saved with the model (``OUT/stageN/calibration.json`` shows the choice);
@@ -167,6 +171,8 @@ def train_stages(
     """
     if recipe not in RECIPES:
         raise ForensixError(f"recipe {recipe!r}: choose one of {sorted(RECIPES)}")
+    if init is not None and model is not None:
+        raise ForensixError("train_stages: pass a model or init (the weights to warm-start from), not both")
     steps = {**RECIPES[recipe], **(steps or {})}
     config = get_config(preset, seed=seed)
     photos = training_photos(photos)
@@ -182,6 +188,8 @@ def train_stages(
         ).resolved(spec, preset)
         train, val = stage_datasets(preset, stage, config.image_size, seed, photos)
         marker = _done_marker(preset, spec, train_config, train, architecture)
+        if init is not None:
+            marker["init"] = str(init)
         where = stage_dir(out, stage)
         localizer_trained = localizer_trained or "fl_expert" in spec.trainable
         if finished_stage(out, stage, marker):
@@ -193,6 +201,9 @@ def train_stages(
             model, finished = _load_finished(*finished), None
         if model is None:
             model = ForensixModel(config)
+            if init is not None:
+                (where / "warm_start.json").parent.mkdir(parents=True, exist_ok=True)
+                (where / "warm_start.json").write_text(json.dumps({"init": str(init), **warm_start(model, init)}, indent=1))
         result = train_stage(model, spec, train, train_config, val_data=val, out_dir=where, callbacks=callbacks,
                              resume=resume, progress=progress)
         if localizer_trained:
