@@ -40,7 +40,7 @@ figures: $(STAMP)
 	$(PY) -m forensix.viz.make_figures --out figures
 
 benchmarks: $(STAMP)
-	for b in data_engine inference training explain baselines localizer quality generalization; do $(PY) -m benchmarks.$$b || exit 1; done
+	for b in data_engine inference training explain baselines localizer quality generalization errors; do $(PY) -m benchmarks.$$b || exit 1; done
 
 lab: $(STAMP)
 	JUPYTER_PATH=$(abspath $(VENV))/share/jupyter $(VENV)/bin/jupyter lab notebooks/

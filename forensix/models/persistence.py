@@ -46,10 +46,15 @@ def trainable_state(model: ForensixModel) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_model(model: ForensixModel, path: str | Path) -> Path:
-    """Write ``model``'s config and :func:`trainable_state` to the directory ``path``, atomically."""
+def save_model(model: ForensixModel, path: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """Write ``model``'s config and :func:`trainable_state` to the directory ``path``, atomically; ``dtype``
+    (e.g. ``torch.float16``) stores the floating-point tensors in that type (they load back into the
+    model's own, float32 on a CPU)."""
     meta = {"config": {"forensix_config": model.config.to_dict(), "lora": model.lora_enabled, "format": MODEL_FORMAT}}
-    return write_checkpoint(path, tensors={"model": trainable_state(model)}, meta=meta)
+    state = trainable_state(model)
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    return write_checkpoint(path, tensors={"model": state}, meta=meta)
 
 
 def load_model(cls: type[ForensixModel], path: str | Path) -> ForensixModel:

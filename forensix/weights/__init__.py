@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from forensix.errors import ModelNotAvailableError
@@ -57,22 +56,22 @@ def resolve_model_path(path: str | Path) -> Path:
     return Path(path)
 
 
-def publish(model_dir: str | Path, name: str, card: str) -> Path:
-    """Verify ``model_dir`` by loading it, copy its checkpoint files to ``forensix/weights/<name>`` and write the card."""
+def publish(model_dir: str | Path, name: str, card: str, half: bool = True) -> Path:
+    """Load ``model_dir`` (which verifies it), save it as ``forensix/weights/<name>`` and write the card.
+
+    ``half`` stores its weights in float16 (half the bytes; ``benchmarks/release.py`` measures what that
+    changes), which load back into float32.
+    """
+    import torch
+
     from forensix.models.forensix_model import ForensixModel
+    from forensix.models.persistence import save_model
 
     if name not in RELEASED:
         raise ModelNotAvailableError(f"{name}: not a released model name; add it to RELEASED ({sorted(RELEASED)})")
-    ForensixModel.from_pretrained(model_dir)
+    model = ForensixModel.from_pretrained(model_dir)
     target = released_dir(name)
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for file in Path(model_dir).iterdir():
-        if file.suffix in (".json", ".safetensors"):
-            shutil.copy2(file, staging / file.name)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    save_model(model, target, dtype=torch.float16 if half else None)  # atomic: replaces target once complete
     model_card(name).write_text(card)
     return target
 
