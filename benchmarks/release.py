@@ -29,8 +29,14 @@ import numpy as np
 
 from benchmarks import native
 from benchmarks._common import write_result
+import pandas as pd
+
+from forensix.config import get_config
+from forensix.eval.bootstrap import paired_differences
+from forensix.eval.calibration import image_threshold
+from forensix.eval.metrics import pixel_metrics
 from forensix.models import ForensixModel
-from forensix.eval.model_quality import detection_sources, evaluate_model
+from forensix.eval.model_quality import detection_sources, evaluate_model, held_out_samples, mask_top
 from forensix.weights import model_card as model_card_path
 from forensix.weights import publish, released_dir
 
@@ -183,8 +189,6 @@ TRAIN_COMMAND = "forensix train --stage all --preset small --recipe release --ou
 def storage_check(run_model: Path, model_name: str, samples: list) -> dict:
     """What storing the released weights in float16 changed: the run's float32 model against the published one,
     mask probabilities on the held-out images and pixel F1 at the model's own read-out."""
-    from forensix.eval.metrics import pixel_metrics
-
     full, half = ForensixModel.from_pretrained(run_model), ForensixModel.from_pretrained(model_name)
     images = [s.image for s in samples]
     a, b = full.mask_probabilities(images), half.mask_probabilities(images)
@@ -196,26 +200,42 @@ def storage_check(run_model: Path, model_name: str, samples: list) -> dict:
             "max_abs_pixel_f1_difference_per_image": float(np.abs(np.subtract(*f1)).max())}
 
 
+def localizer_rows(model: ForensixModel, samples: list) -> pd.DataFrame:
+    """Per image: pixel F1 at the model's own read-out, pixel AUROC, and the localizer's image score (``p_fake``
+    column: :func:`~forensix.eval.model_quality.mask_top`), for paired comparisons of two localizers."""
+    probs = []
+    for start in range(0, len(samples), 16):
+        probs += model.mask_probabilities([s.image for s in samples[start : start + 16]])
+    rows = []
+    for p, s in zip(probs, samples):
+        row = {"is_fake": int(s.record.is_fake), "op": s.record.op, "p_fake": mask_top(p)}
+        if s.record.is_fake:
+            px = pixel_metrics(p, s.mask, threshold=image_threshold(p, model.config.mask_threshold, model.config.mask_relative))
+            row.update(f1=px["f1"], auroc=px["auroc"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _interval_table(table) -> dict:
     return {m: {k: float(r[k]) for k in r.index} for m, r in table.iterrows()}
 
 
 def main(model_name: str, n: int, n_native: int, publish_run: str | None = None, train_command: str = TRAIN_COMMAND) -> dict:
-    """Measure ``model_name``; with ``publish_run``, first measure the model it replaces on the same images, publish
-    the run's stage-3 model in its place and report the paired difference (``vs_previous_release``)."""
+    """Measure ``model_name``; with ``publish_run``, first score the localizer of the model it replaces on the same
+    images, publish the run's stage-3 model in its place and report the paired difference (``vs_previous_release``)."""
     started = time.perf_counter()
     previous, lineage = None, None
+    samples = held_out_samples(n, get_config("small").image_size, SEED)
     if publish_run:
         if (released_dir(model_name) / "config.json").is_file():
-            old = ForensixModel.from_pretrained(model_name)
-            previous = evaluate_model(old, n=n, seed=SEED, progress=False)
+            previous = localizer_rows(ForensixModel.from_pretrained(model_name), samples)
             card = model_card_path(model_name)
             found = re.search(r"^- Command: `([^`]*)`", card.read_text(), re.M) if card.is_file() else None
             lineage = found.group(1) if found else None
         publish(Path(publish_run) / "stage3" / "model", model_name, "# forensix-small\n\n(being measured)\n")
     seconds_to_load = load_seconds(model_name)
     model = ForensixModel.from_pretrained(model_name)
-    result = evaluate_model(model, n=n, seed=SEED, progress=False, samples=previous.samples if previous else None)
+    result = evaluate_model(model, n=n, seed=SEED, progress=False, samples=samples)
     table = result.intervals(n_boot=1000)
     held_out = {m: {"value": float(r.value), "low": float(r.low), "high": float(r.high)} for m, r in table.iterrows()}
     by_op = result.by_operation().round(4)
@@ -228,8 +248,9 @@ def main(model_name: str, n: int, n_native: int, publish_run: str | None = None,
                "config": {k: getattr(model.config, k) for k in ("mask_threshold", "mask_relative", "detection_scale",
                                                                 "detection_mask_weight", "detection_bias")}}
     if previous is not None:
-        payload["vs_previous_release"] = {"previous_train_command": lineage,
-                                          "difference": _interval_table(result.difference(previous))}
+        diff = paired_differences(localizer_rows(model, samples), previous, n_boot=2000)
+        payload["vs_previous_release"] = {"previous_train_command": lineage, "scores": "the localizer's (image AUROC: "
+                                          "its top-1 % mask score)", "difference": _interval_table(diff)}
     if publish_run:
         payload["storage"] = storage_check(Path(publish_run) / "stage3" / "model", model_name, result.samples)
     if n_native:
