@@ -129,7 +129,7 @@ def model_card(run_dir: Path, payload: dict, lineage: str | None = None) -> str:
         report = json.loads(warm.read_text())
         fresh = sorted({".".join(k.split(".")[:2]) for k in report["fresh"]}) or ["none"]
         continued = (f"\n- Warm-started from `{report['init']}` as released before" +
-                     (f" (trained with `{lineage}`)" if lineage else "") +
+                     (f" (trained with {lineage})" if lineage else "") +
                      f"; modules that started fresh: {', '.join(fresh)}.")
     storage = payload.get("storage")
     stored = (f" Weights stored in float16 ({storage['bytes'] / 1e6:.1f} MB): against the float32 run, mask "
@@ -231,7 +231,9 @@ def main(model_name: str, n: int, n_native: int, publish_run: str | None = None,
             previous = localizer_rows(ForensixModel.from_pretrained(model_name), samples)
             card = model_card_path(model_name)
             found = re.search(r"^- Command: `([^`]*)`", card.read_text(), re.M) if card.is_file() else None
-            lineage = found.group(1) if found else None
+            commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", str(released_dir(model_name))],
+                                    capture_output=True, text=True).stdout.strip()
+            lineage = (f"`{found.group(1)}`" if found else "an unrecorded command") + (f"; its weights are in commit {commit}" if commit else "")
         publish(Path(publish_run) / "stage3" / "model", model_name, "# forensix-small\n\n(being measured)\n")
     seconds_to_load = load_seconds(model_name)
     model = ForensixModel.from_pretrained(model_name)
