@@ -90,3 +90,11 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(_strict(record), indent=2, allow_nan=False, default=float) + "\n")
     return path
+
+
+def mask_probabilities(model: Any, images: list, batch_size: int = 16) -> list:
+    """``model.mask_probabilities`` over ``images`` in batches of ``batch_size`` (bounded memory)."""
+    probs: list = []
+    for start in range(0, len(images), batch_size):
+        probs += model.mask_probabilities(images[start : start + batch_size])
+    return probs

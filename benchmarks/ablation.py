@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import RESULTS, write_result
+from benchmarks._common import RESULTS, mask_probabilities, write_result
 from forensix.eval.bootstrap import paired_differences
 from forensix.eval.calibration import calibrate_mask_threshold
 from forensix.config import get_config
@@ -194,9 +194,7 @@ def run(variant: str, overrides: dict, seed: int, steps: int, samples: list) -> 
     model.eval()
     val_samples = [val.sample(i) for i in range(len(val))]
     threshold = calibrate_mask_threshold(model, val_samples, relative_grid=(0.0,)).threshold  # the global threshold, as in every cached run
-    probs = []
-    for start in range(0, len(samples), 16):
-        probs += model.mask_probabilities([s.image for s in samples[start : start + 16]])
+    probs = mask_probabilities(model, [s.image for s in samples])
     forged_val = [s for s in val_samples if s.record.is_fake]
     CACHE.mkdir(parents=True, exist_ok=True)
     model.config.mask_threshold, model.config.mask_relative = threshold, 0.0

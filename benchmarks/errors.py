@@ -18,7 +18,7 @@ import argparse
 
 import pandas as pd
 
-from benchmarks._common import write_result
+from benchmarks._common import mask_probabilities, write_result
 from forensix.eval.calibration import image_threshold
 from forensix.eval.metrics import pixel_metrics
 from forensix.eval.model_quality import held_out_samples
@@ -30,9 +30,7 @@ SEED = 1234
 def error_rows(model: ForensixModel, n: int) -> pd.DataFrame:
     """One row per forged held-out image: op, shape, area, mean change inside the mask, pixel F1."""
     samples = [s for s in held_out_samples(n, model.config.image_size, SEED) if s.record.is_fake]
-    probs = []
-    for start in range(0, len(samples), 16):
-        probs += model.mask_probabilities([s.image for s in samples[start : start + 16]])
+    probs = mask_probabilities(model, [s.image for s in samples])
     rows = []
     for p, s in zip(probs, samples):
         cut = image_threshold(p, model.config.mask_threshold, model.config.mask_relative)

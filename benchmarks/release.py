@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import native
-from benchmarks._common import write_result
+from benchmarks._common import mask_probabilities, write_result
 import pandas as pd
 
 from forensix.config import get_config
@@ -203,9 +203,7 @@ def storage_check(run_model: Path, model_name: str, samples: list) -> dict:
 def localizer_rows(model: ForensixModel, samples: list) -> pd.DataFrame:
     """Per image: pixel F1 at the model's own read-out, pixel AUROC, and the localizer's image score (``p_fake``
     column: :func:`~forensix.eval.model_quality.mask_top`), for paired comparisons of two localizers."""
-    probs = []
-    for start in range(0, len(samples), 16):
-        probs += model.mask_probabilities([s.image for s in samples[start : start + 16]])
+    probs = mask_probabilities(model, [s.image for s in samples])
     rows = []
     for p, s in zip(probs, samples):
         row = {"is_fake": int(s.record.is_fake), "op": s.record.op, "p_fake": mask_top(p)}

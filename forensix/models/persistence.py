@@ -57,14 +57,20 @@ def save_model(model: ForensixModel, path: str | Path, dtype: torch.dtype | None
     return write_checkpoint(path, tensors={"model": state}, meta=meta)
 
 
-def load_model(cls: type[ForensixModel], path: str | Path) -> ForensixModel:
-    """Build ``cls`` from a directory written by :func:`save_model` (or a released model's name) and load
-    its weights, verified against the manifest and the config; in eval mode."""
+def _read_model_checkpoint(path: str | Path) -> tuple[Path, dict[str, dict[str, torch.Tensor]], dict]:
+    """The verified tensors and ``config.json`` entry of a forensix model directory (or a released name)."""
     path = resolve_model_path(path)
     tensors, meta = read_checkpoint(path)
     info = meta.get("config")
     if not isinstance(info, dict) or info.get("format") != MODEL_FORMAT or "model" not in tensors:
         raise BadCheckpointError(f"{path}: not a forensix model checkpoint (config.json/model.safetensors missing or foreign)")
+    return path, tensors, info
+
+
+def load_model(cls: type[ForensixModel], path: str | Path) -> ForensixModel:
+    """Build ``cls`` from a directory written by :func:`save_model` (or a released model's name) and load
+    its weights, verified against the manifest and the config; in eval mode."""
+    path, tensors, info = _read_model_checkpoint(path)
     try:
         config = ForensixConfig.from_dict(info["forensix_config"])
     except BadConfigError as err:
@@ -109,11 +115,7 @@ def warm_start(model: ForensixModel, source: str | Path) -> dict[str, list[str]]
         >>> torch.equal(new.trace.stages[0][0].weight, old.trace.stages[0][0].weight)
         True
     """
-    path = resolve_model_path(source)
-    tensors, meta = read_checkpoint(path)
-    info = meta.get("config")
-    if not isinstance(info, dict) or info.get("format") != MODEL_FORMAT or "model" not in tensors:
-        raise BadCheckpointError(f"{path}: not a forensix model checkpoint (config.json/model.safetensors missing or foreign)")
+    path, tensors, _ = _read_model_checkpoint(source)
     expected, got = trainable_state(model), tensors["model"]
     shared = {k: v for k, v in got.items() if k in expected and v.shape == expected[k].shape}
     if not shared:
