@@ -8,11 +8,12 @@ authentic photos with post-processing only. Each detector localizes every image 
 - ``native``: the model with ``resolution="native"`` (the localizer reads the photo's pixels);
 - ``resize``: the same weights with ``resolution="resize"`` (the localizer reads the model's
   ``image_size`` copy; its mask is upsampled back);
+- ``multiscale``: the same weights with ``resolution="multiscale"`` (the mean of the two maps);
 - every classical baseline of :data:`forensix.baselines.DETECTORS`.
 
 Scores: pixel F1 at each detector's own threshold, F1 at the best per-image threshold, pixel
 AUROC (forged images), image AUROC of the detector's score, with bootstrap intervals, and the paired
-interval of native - resize (same images, same resamples). A timing section runs ``analyze`` on
+intervals of native - resize and multiscale - resize (same images, same resamples). A timing section runs ``analyze`` on
 1, 12 and 24 megapixel photos (a camera photo, the 20-megapixel Kleiber when fetched, scaled to size and saved as JPEG, read back) in a fresh
 process each, and records wall time and the process's peak RSS.
 
@@ -103,34 +104,45 @@ def timing(model_dir: str, megapixels: int, photo: np.ndarray, tmp: Path) -> dic
     return {"megapixels": megapixels, **json.loads(done.stdout.strip().splitlines()[-1])}
 
 
+#: The model's read-outs compared (``config.resolution``); the others are the classical baselines.
+MODES = ("native", "resize", "multiscale")
+
+
+def paired(frames: dict[str, pd.DataFrame], a: str, b: str) -> dict:
+    """Paired differences ``a - b`` over the same images (pixel F1 at the own threshold and at the best
+    per-image one, pixel AUROC, image AUROC) with 95 % bootstrap intervals."""
+    diff = paired_differences(frames[a], frames[b], n_boot=2000)
+    best = paired_differences(frames[a].assign(f1=frames[a].f1_best), frames[b].assign(f1=frames[b].f1_best), n_boot=2000)
+    return {key: {c: float(source.loc[metric, c]) for c in ("difference", "low", "high")}
+            for key, source, metric in (("pixel_f1", diff, "pixel_f1"), ("pixel_f1_best", best, "pixel_f1"),
+                                        ("pixel_auroc", diff, "pixel_auroc"), ("image_auroc", diff, "image_auroc"))}
+
+
 def main(model_dir: str, n: int, time_sizes: tuple[int, ...] = MEGAPIXELS) -> dict:
     started = time.perf_counter()
     items = native_samples(n)
-    native = ForensixModel.from_pretrained(model_dir)
-    native.config.resolution = "native"
-    resize = ForensixModel.from_pretrained(model_dir)
-    resize.config.resolution = "resize"
-    detectors = {"native": native, "resize": resize, **{name: get_detector(name) for name in DETECTORS}}
-    frames = {}
-    for name, det in detectors.items():
-        frames[name] = _frame(evaluate_detector(det, items, progress=False).rows, items)
-    diff = paired_differences(frames["native"], frames["resize"], n_boot=2000)
-    best = paired_differences(frames["native"].assign(f1=frames["native"].f1_best),
-                              frames["resize"].assign(f1=frames["resize"].f1_best), n_boot=2000)
-    paired = {key: {c: float(source.loc[metric, c]) for c in ("difference", "low", "high")}
-              for key, source, metric in (("pixel_f1", diff, "pixel_f1"), ("pixel_f1_best", best, "pixel_f1"),
-                                          ("pixel_auroc", diff, "pixel_auroc"), ("image_auroc", diff, "image_auroc"))}
+    detectors = {}
+    for mode in MODES:
+        detectors[mode] = ForensixModel.from_pretrained(model_dir)
+        saved_mode = detectors[mode].config.resolution
+        detectors[mode].config.resolution = mode
+    detectors.update({name: get_detector(name) for name in DETECTORS})
+    frames = {name: _frame(evaluate_detector(det, items, progress=False).rows, items) for name, det in detectors.items()}
     scores = {name: interval_scores(frame) for name, frame in frames.items()}
-    baselines = [k for k in frames if k not in ("native", "resize")]
+    baselines = [k for k in frames if k not in MODES]
     by_op = {name: frame[frame.is_fake == 1].groupby("op").f1.mean().round(4).to_dict() for name, frame in frames.items()}
     areas = [it["area"] for it in items if it["mask"] is not None]
     payload = {
         "model": model_dir, "n_images": n, "n_forged": len(areas), "seed": SEED,
         "forged_area": {"min": min(areas), "median": float(np.median(areas)), "max": max(areas)},
         "photo_shapes": sorted({tuple(it["photo_shape"][:2]) for it in items}),
-        "scores": scores, "pixel_f1_by_operation": by_op, "native_minus_resize": paired,
-        "native_above_every_baseline": {
-            m: all(scores["native"][m]["value"] > scores[b][m]["value"] for b in baselines) for m in ("pixel_f1", "pixel_auroc")},
+        "model_resolution": saved_mode, "scores": scores, "pixel_f1_by_operation": by_op,
+        "native_minus_resize": paired(frames, "native", "resize"),
+        "multiscale_minus_resize": paired(frames, "multiscale", "resize"),
+        "multiscale_minus_native": paired(frames, "multiscale", "native"),
+        "above_every_baseline": {mode: {
+            m: all(scores[mode][m]["value"] > scores[b][m]["value"] for b in baselines) for m in ("pixel_f1", "pixel_auroc")}
+            for mode in MODES},
     }
     if time_sizes:
         import tempfile

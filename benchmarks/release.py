@@ -97,9 +97,10 @@ def failure_modes(payload: dict) -> str:
         "- Answers are templated: they state a verdict, a place and a size, in the data engine's phrasing.",
     ]
     if "native" in payload:
-        nat = payload["native"]["scores"]["native"]
+        mode = payload["native"].get("model_resolution", "native")
+        nat = payload["native"]["scores"][mode]
         lines.append(f"- On full-size held-out photos with small forgeries (0.2-25 % of the photo, "
-                     f"`benchmarks/native.py`) pixel F1 is {nat['pixel_f1']['value']:.2f}; real forgeries made by "
+                     f"`benchmarks/native.py`, resolution {mode}) pixel F1 is {nat['pixel_f1']['value']:.2f}; real forgeries made by "
                      "others are harder still.")
     return "\n".join(lines)
 
@@ -255,7 +256,8 @@ def main(model_name: str, n: int, n_native: int, publish_run: str | None = None,
         payload["storage"] = storage_check(Path(publish_run) / "stage3" / "model", model_name, result.samples)
     if n_native:
         nat = native.main(str(model_name), n_native)  # also writes native.json, with the 1 / 12 / 24 MP timing
-        payload["native"] = {k: nat[k] for k in ("scores", "native_minus_resize", "native_above_every_baseline", "n_images", "timing")}
+        payload["native"] = {k: nat[k] for k in ("scores", "native_minus_resize", "multiscale_minus_resize", "above_every_baseline",
+                                              "model_resolution", "n_images", "timing")}
     payload["seconds"] = round(time.perf_counter() - started, 1)
     write_result("release", payload)
     if publish_run:

@@ -119,7 +119,9 @@ class ForensixConfig:
     detection_scale: float = 1.0
     detection_mask_weight: float = 0.0
     detection_bias: float = 0.0
-    resolution: str = "native"  # "native": the localizer reads the photo's own pixels; "resize": a copy at image_size
+    # "native": the localizer reads the photo's own pixels; "resize": a copy at image_size; "multiscale" (the default,
+    # best on benchmarks/native.py): the mean of both maps (forensix.models.native.multiscale)
+    resolution: str = "multiscale"
     native_tile: int = 1024  # native photos larger than this on a side run as overlapping tiles (forensix.models.native)
     native_overlap: int = 128
     seed: int = 0

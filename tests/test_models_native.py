@@ -54,7 +54,7 @@ def test_stitching_is_exact_for_a_pointwise_localizer_and_blends_seams():
 @pytest.mark.parametrize("shape", [(1001, 667), (37, 400), (48, 40)])
 def test_every_entry_point_returns_masks_at_the_photo_size(tiny_model, shape):
     image = _photo(*shape)
-    assert tiny_model.config.resolution == "native"
+    assert tiny_model.config.resolution == "multiscale"  # the default: the native map and the copy's, averaged
     probs = tiny_model.mask_probabilities([image])[0]
     assert probs.shape == shape and probs.dtype == np.float32 and 0 <= probs.min() <= probs.max() <= 1
     assert tiny_model.localize(image).heatmap.shape == shape
@@ -64,7 +64,9 @@ def test_every_entry_point_returns_masks_at_the_photo_size(tiny_model, shape):
         np.testing.assert_allclose(analysis.mask_probs, probs, atol=1e-5)
 
 
-def test_a_photo_smaller_than_a_tile_runs_whole_and_matches_the_localizer(tiny_model):
+def test_a_photo_smaller_than_a_tile_runs_whole_and_matches_the_localizer(fresh_tiny_model):
+    tiny_model = fresh_tiny_model
+    tiny_model.config.resolution = "native"
     image = _photo(90, 70)
     pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
@@ -74,6 +76,7 @@ def test_a_photo_smaller_than_a_tile_runs_whole_and_matches_the_localizer(tiny_m
 
 def test_tiled_and_whole_image_runs_agree_within_the_stated_tolerance(fresh_tiny_model):
     model = fresh_tiny_model.eval()
+    model.config.resolution = "native"
     image = _photo(400, 560, seed=3)
     whole = model.mask_probabilities(image)[0]
     model.config.native_tile, model.config.native_overlap = 192, 48
@@ -86,6 +89,7 @@ def test_tiled_and_whole_image_runs_agree_within_the_stated_tolerance(fresh_tiny
 
 def test_resize_mode_keeps_the_old_path_and_differs_from_native(fresh_tiny_model):
     model = fresh_tiny_model.eval()
+    model.config.resolution = "native"
     image = _photo(200, 300, seed=1)
     native = model.mask_probabilities(image)[0]
     model.config.resolution = "resize"
@@ -99,6 +103,24 @@ def test_resize_mode_keeps_the_old_path_and_differs_from_native(fresh_tiny_model
     model.config.resolution = "sideways"
     with pytest.raises(BadConfigError, match="resolution"):
         model.analyze(image)
+
+
+def test_multiscale_mode_averages_the_native_and_the_resized_maps_in_every_entry_point(fresh_tiny_model):
+    model = fresh_tiny_model.eval()
+    image = _photo(150, 230, seed=4)
+    maps = {}
+    for mode in ("native", "resize", "multiscale"):
+        model.config.resolution = mode
+        maps[mode] = model.mask_probabilities(image)[0]
+    np.testing.assert_allclose(maps["multiscale"], (maps["native"] + maps["resize"]) / 2, atol=1e-5)
+    analysis = model.analyze(image, max_new_tokens=2)  # analyze reads the same fused map, and so does the language side
+    np.testing.assert_allclose(analysis.mask_probs, maps["multiscale"], atol=1e-5)
+    assert model.region_for(image).shape == (1, 1, model.config.image_size, model.config.image_size)
+    small = _photo(model.config.image_size, model.config.image_size, seed=5)  # at the model's size the scales coincide
+    model.config.resolution = "native"
+    native_small = model.mask_probabilities(small)[0]
+    model.config.resolution = "multiscale"
+    np.testing.assert_allclose(model.mask_probabilities(small)[0], native_small, atol=1e-5)
 
 
 def test_the_resolution_is_saved_with_the_model(fresh_tiny_model, tmp_path):

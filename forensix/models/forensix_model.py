@@ -44,7 +44,7 @@ from forensix.models.language import answer_token_ids, load_language_model
 from forensix.models.lora import inject_lora
 from forensix.models.mask_encoder import MaskEncoder
 from forensix.models.modes import eval_mode
-from forensix.models.native import native_logits, pooled
+from forensix.models.native import multiscale, native_logits, pooled
 from forensix.models.objectives import localizer_loss
 from forensix.models.outputs import Reply, VisionOutput
 from forensix.models.pixels import as_pixels, image_arrays, mask_tensor, probability_maps, resized
@@ -145,7 +145,8 @@ class ForensixModel(HookedModule):
     @torch.no_grad()
     def native_masks(self, images: Any) -> list[torch.Tensor]:
         """The localizer's probabilities ``[1, 1, H, W]`` per image at its own pixels (whole, or native tiles
-        stitched when a side exceeds ``config.native_tile``; see :mod:`forensix.models.native`).
+        stitched when a side exceeds ``config.native_tile``; see :mod:`forensix.models.native`), averaged with
+        the model-size copy's map when ``config.resolution`` is ``"multiscale"``.
 
         Example:
             >>> model = ForensixModel.from_config("tiny")
@@ -153,15 +154,21 @@ class ForensixModel(HookedModule):
             [torch.Size([37, 90])]
         """
         with eval_mode(self):
-            return [native_logits(self, as_pixels(a)).sigmoid() for a in image_arrays(images)]
+            photos = [as_pixels(a) for a in image_arrays(images)]
+            maps = [native_logits(self, x).sigmoid() for x in photos]
+            if self.config.resolution == "multiscale":
+                size = self.config.image_size
+                maps = [multiscale(m, self.localizer_logits(resized(x, size).to(self.device)).sigmoid())
+                        for m, x in zip(maps, photos)]
+            return maps
 
     def region_for(self, image: Any) -> torch.Tensor | None:
         """The mask the language side reads for ``image`` when it is not computed from the model's copy:
-        the native mask pooled to the model's size (``resolution="native"``), else ``None``.
+        the native (or multiscale) mask pooled to the model's size, else ``None`` (``resolution="resize"``).
 
         Explanation tools pass it to :meth:`encode_image` so that they replay exactly what :meth:`analyze` saw.
         """
-        return pooled(self.native_masks(image), self.config.image_size).to(self.device) if self.config.resolution == "native" else None
+        return None if self.config.resolution == "resize" else pooled(self.native_masks(image), self.config.image_size).to(self.device)
 
     def encode_image(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> VisionOutput:
         """Run the vision side on ``[B, 3, H, W]`` images in ``[0, 1]``.
@@ -414,7 +421,7 @@ class ForensixModel(HookedModule):
             [(48, 40), (48, 40)]
         """
         with torch.no_grad(), eval_mode(self):
-            if self.config.resolution == "native":
+            if self.config.resolution != "resize":
                 return [m[0, 0].numpy().astype(np.float32) for m in self.native_masks(images)]
             pixels, sizes = self.preprocess(images)
             return probability_maps(self.encode_image(pixels).mask_logits, sizes)

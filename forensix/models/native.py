@@ -11,6 +11,12 @@ logits are blended with a window that falls to zero at tile edges that lie insid
 do not show. Memory is bounded by one tile plus two float32 accumulators of the photo's size, so a
 24-megapixel photo runs in well under 4 GB.
 
+``resolution="multiscale"`` reads the photo at both scales: the native map and the map of the
+model-size copy (upsampled back) are averaged (:func:`multiscale`). The localizer was trained on
+crops at the model's size, so each scale sees what the other misses: the native pixels keep the
+traces, the copy keeps the forged region's extent at the scale of training (``benchmarks/native.py``
+measures all three).
+
 Example:
     >>> import torch
     >>> windows = tile_windows(300, 500, tile=256, overlap=64)
@@ -19,6 +25,8 @@ Example:
     >>> logits = stitched(lambda x: x[:, :1] * 0 + 1.0, torch.rand(1, 3, 300, 500), tile=256, overlap=64)
     >>> logits.shape, float(logits.min()), float(logits.max())
     (torch.Size([1, 1, 300, 500]), 1.0, 1.0)
+    >>> multiscale(torch.zeros(1, 1, 300, 500), torch.full((1, 1, 64, 64), 0.5)).unique().tolist()
+    [0.25]
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from forensix.models.modes import channels_last
 if TYPE_CHECKING:
     from forensix.models.forensix_model import ForensixModel
 
-RESOLUTIONS = ("native", "resize")
+RESOLUTIONS = ("native", "resize", "multiscale")
 
 
 #: Tiles start on the JPEG grid, so that the DCT stream reads each tile's 8 x 8 blocks as the file stored them.
@@ -124,6 +132,13 @@ def native_probabilities(model: ForensixModel, vis: Any, photos: Sequence[torch.
     return [native_logits(model, x, vis, i).sigmoid() for i, x in enumerate(photos)]
 
 
+def multiscale(native: torch.Tensor, copy: torch.Tensor) -> torch.Tensor:
+    """The mean of a native probability map ``[1, 1, H, W]`` and the model-size copy's map ``[1, 1, s, s]``
+    upsampled (bilinear) to ``H x W``: what ``resolution="multiscale"`` reports."""
+    up = F.interpolate(copy.float().cpu(), size=native.shape[-2:], mode="bilinear", align_corners=False)
+    return (native + up) / 2
+
+
 def pooled(masks: Sequence[torch.Tensor], size: int) -> torch.Tensor:
     """Native probability maps pooled (area) to ``[B, 1, size, size]``: what the mask encoder and the region words read.
 
@@ -134,4 +149,4 @@ def pooled(masks: Sequence[torch.Tensor], size: int) -> torch.Tensor:
     return torch.cat([F.adaptive_avg_pool2d(m, (size, size)) for m in masks])
 
 
-__all__ = ["GRID", "RESOLUTIONS", "native_logits", "native_probabilities", "pooled", "stitched", "tile_windows"]
+__all__ = ["GRID", "RESOLUTIONS", "multiscale", "native_logits", "native_probabilities", "pooled", "stitched", "tile_windows"]

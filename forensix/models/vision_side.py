@@ -3,7 +3,7 @@
 The ViT and the trace branch read the model's copy of each image; the FL-Expert turns their patch
 tokens, the forgery prompts and the trace skips into mask logits (or, with ``resolution="native"``,
 the localizer reads the photos at their own pixels and the language side reads that map pooled to
-the model's size); the mask encoder, the clue head and the projector turn the fused tokens and the
+the model's size; with ``"multiscale"``, the mean of that map and the copy's); the mask encoder, the clue head and the projector turn the fused tokens and the
 mask into what the language model reads (a :class:`~forensix.models.outputs.VisionOutput`).
 
 Example:
@@ -25,7 +25,7 @@ import torch
 
 from forensix.errors import BadConfigError
 from forensix.models.mask_encoder import region_features, top_mean
-from forensix.models.native import RESOLUTIONS, native_probabilities, pooled
+from forensix.models.native import RESOLUTIONS, multiscale, native_probabilities, pooled
 from forensix.models.objectives import LocalizerOutput
 from forensix.models.outputs import VisionOutput
 from forensix.models.pixels import as_pixels, image_arrays, probability_maps
@@ -58,6 +58,10 @@ def assemble(model: ForensixModel, images: torch.Tensor, mask: torch.Tensor | No
     else:
         maps = native_probabilities(model, vis, native)
         trace = model.trace(images, vis.grid, record=False)
+        if model.config.resolution == "multiscale":
+            copy = model.fl_expert([p + trace.tokens for p in vis.layer_patches], model.prompts(), trace.features,
+                                   vis.grid).logits.sigmoid()
+            maps = [multiscale(m, copy[i : i + 1]) for i, m in enumerate(maps)]
         mask_logits = torch.logit(pooled(maps, model.config.image_size).to(model.device).clamp(1e-6, 1 - 1e-6))
     fused = model.fusion(vis.patches + trace.tokens)
     mask_for_tokens = mask if mask is not None else mask_logits.detach().sigmoid()
@@ -78,7 +82,7 @@ def encode_images(model: ForensixModel, images: Any, masks: Sequence[Any] | None
     """The model's copy ``[B, 3, S, S]``, the vision tensors and one probability map per image at its own size.
 
     ``masks`` (user masks, one per image) replace the predicted ones; otherwise the localizer runs at
-    native resolution or on the copy, as ``model.config.resolution`` says.
+    native resolution, on the copy, or both (``"multiscale"``), as ``model.config.resolution`` says.
     """
     if model.config.resolution not in RESOLUTIONS:
         raise BadConfigError(f"config.resolution={model.config.resolution!r}; choose one of {RESOLUTIONS}")
@@ -87,7 +91,7 @@ def encode_images(model: ForensixModel, images: Any, masks: Sequence[Any] | None
     if masks is not None:
         vision = assemble(model, pixels, model.preprocess_masks(masks, sizes))[0]
         return pixels, vision, probability_maps(vision.mask_logits, sizes)
-    if model.config.resolution == "native":
+    if model.config.resolution != "resize":
         vision, _, native = assemble(model, pixels, None, native=[as_pixels(a) for a in arrays])
         return pixels, vision, [m[0, 0].detach().cpu().numpy().astype(np.float32) for m in native]
     vision = assemble(model, pixels, None)[0]
