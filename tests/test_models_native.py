@@ -116,6 +116,9 @@ def test_multiscale_mode_averages_the_native_and_the_resized_maps_in_every_entry
     analysis = model.analyze(image, max_new_tokens=2)  # analyze reads the same fused map, and so does the language side
     np.testing.assert_allclose(analysis.mask_probs, maps["multiscale"], atol=1e-5)
     assert model.region_for(image).shape == (1, 1, model.config.image_size, model.config.image_size)
+    _, cache = model.run_with_cache(image, names_filter="fl_expert.*", max_new_tokens=1)
+    assert cache["fl_expert.mask_logits"].shape[-2:] == image.shape[:2]  # the native pass only: the copy's records nothing
+    assert all(isinstance(cache[name], torch.Tensor) for name in cache)
     small = _photo(model.config.image_size, model.config.image_size, seed=5)  # at the model's size the scales coincide
     model.config.resolution = "native"
     native_small = model.mask_probabilities(small)[0]

@@ -37,7 +37,7 @@ class SelfCorrelation(nn.Module):
         self.project = nn.Conv2d(channels, channels, 1)
         self.hook_out = HookPoint("fl_expert.correlation")
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, record: bool = True) -> torch.Tensor:
         height, width = features.shape[-2:]
         scale = max(1.0, max(height, width) / self.max_grid)
         grid = (max(1, round(height / scale)), max(1, round(width / scale)))
@@ -56,7 +56,7 @@ class SelfCorrelation(nn.Module):
         maps = best.transpose(1, 2).reshape(x.shape[0], self.topk, *grid)
         if grid != (height, width):
             maps = F.interpolate(maps, size=(height, width), mode="bilinear", align_corners=False)
-        return self.hook_out(maps)
+        return self.hook_out(maps) if record else maps
 
 
 __all__ = ["SelfCorrelation"]

@@ -73,22 +73,24 @@ class FLExpert(nn.Module):
                             if cfg.deep_supervision > 0 else None)
         self.hook_mask_logits = HookPoint("fl_expert.mask_logits")
 
-    def similarity(self, patches: torch.Tensor, prompts: torch.Tensor, index: int, grid: tuple[int, int]) -> torch.Tensor:
+    def similarity(self, patches: torch.Tensor, prompts: torch.Tensor, index: int, grid: tuple[int, int],
+                   record: bool = True) -> torch.Tensor:
         """Softmax over (authentic, forged) of cosine similarity / temperature, as ``[B, 2, gh, gw]``."""
         feats = F.normalize(self.project[index](patches), dim=-1)
         probs = (feats @ prompts.T / self.cfg.temperature).softmax(dim=-1)
         maps = probs.transpose(1, 2).reshape(probs.shape[0], 2, *grid)
-        return self.hook_similarity[index](maps)
+        return self.hook_similarity[index](maps) if record else maps
 
     def forward(
         self, layer_patches: list[torch.Tensor], prompts: torch.Tensor, trace_features: list[torch.Tensor],
-        grid: tuple[int, int],
+        grid: tuple[int, int], record: bool = True,
     ) -> LocalizerOutput:
-        maps = [self.similarity(p, prompts, i, grid) for i, p in enumerate(layer_patches)]
+        """``record=False`` skips the hook points (a second pass, such as the copy's in ``resolution="multiscale"``)."""
+        maps = [self.similarity(p, prompts, i, grid, record) for i, p in enumerate(layer_patches)]
         skips = list(reversed(trace_features))[: len(self.up) + 1]
         inputs = [skips[0]] + skips[1:]
         if self.correlation is not None:
-            inputs[-1] = torch.cat([inputs[-1], self.correlation(inputs[-1])], dim=1)
+            inputs[-1] = torch.cat([inputs[-1], self.correlation(inputs[-1], record)], dim=1)
         if self.cfg.semantic_maps:
             sims = F.interpolate(torch.cat(maps, dim=1), size=skips[0].shape[-2:], mode="bilinear", align_corners=False)
             inputs[0] = torch.cat([sims, inputs[0]], dim=1)
@@ -102,4 +104,4 @@ class FLExpert(nn.Module):
         logits = self.head(x)
         if logits.shape[-2:] != trace_features[0].shape[-2:]:
             logits = F.interpolate(logits, size=trace_features[0].shape[-2:], mode="bilinear", align_corners=False)
-        return LocalizerOutput(logits=self.hook_mask_logits(logits), levels=levels, features=x)
+        return LocalizerOutput(logits=self.hook_mask_logits(logits) if record else logits, levels=levels, features=x)

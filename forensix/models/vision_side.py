@@ -60,7 +60,7 @@ def assemble(model: ForensixModel, images: torch.Tensor, mask: torch.Tensor | No
         trace = model.trace(images, vis.grid, record=False)
         if model.config.resolution == "multiscale":
             copy = model.fl_expert([p + trace.tokens for p in vis.layer_patches], model.prompts(), trace.features,
-                                   vis.grid).logits.sigmoid()
+                                   vis.grid, record=False).logits.sigmoid()  # the hooks keep the native pass
             maps = [multiscale(m, copy[i : i + 1]) for i, m in enumerate(maps)]
         mask_logits = torch.logit(pooled(maps, model.config.image_size).to(model.device).clamp(1e-6, 1 - 1e-6))
     fused = model.fusion(vis.patches + trace.tokens)
