@@ -117,7 +117,7 @@ def native_logits(model: ForensixModel, photo: torch.Tensor, vis: Any = None, in
     """
     tile, overlap = model.config.native_tile, model.config.native_overlap
     if len(tile_windows(*photo.shape[-2:], tile, overlap)) > 1:
-        layout = torch.channels_last  # weights and each tile: the convolutions then run about 30 % faster on a CPU
+        layout = torch.channels_last  # weights and tiles alike (12 MP end to end: 19.6 s, vs 19.3 s with the weights alone)
         with channels_last(model.trace, model.fl_expert):
             return stitched(lambda t: model.localizer_logits(t.to(model.device).contiguous(memory_format=layout)),
                             photo, tile, overlap)
