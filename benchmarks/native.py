@@ -121,10 +121,9 @@ def paired(frames: dict[str, pd.DataFrame], a: str, b: str) -> dict:
 def main(model_dir: str, n: int, time_sizes: tuple[int, ...] = MEGAPIXELS) -> dict:
     started = time.perf_counter()
     items = native_samples(n)
-    detectors = {}
+    detectors = {mode: ForensixModel.from_pretrained(model_dir) for mode in MODES}
+    saved_mode = detectors["native"].config.resolution
     for mode in MODES:
-        detectors[mode] = ForensixModel.from_pretrained(model_dir)
-        saved_mode = detectors[mode].config.resolution
         detectors[mode].config.resolution = mode
     detectors.update({name: get_detector(name) for name in DETECTORS})
     frames = {name: _frame(evaluate_detector(det, items, progress=False).rows, items) for name, det in detectors.items()}
