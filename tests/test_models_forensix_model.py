@@ -270,3 +270,32 @@ def test_the_anomaly_layers_follow_the_config():
     without = ForensixModel.from_config("tiny", trace={"anomaly_window": 0})
     count = lambda m: sum(type(x).__name__ == "LocalAnomaly" for x in m.trace.modules())  # noqa: E731
     assert count(with_layers) == len(with_layers.config.trace.channels) - 1 and count(without) == 0
+
+
+def test_trace_branch_fast_paths_equal_the_plain_formulas():
+    """The folded residual scale, the box-filter energy and the stem without its concatenation compute
+    what the plain formulas say, and training still back-propagates through them."""
+    import torch.nn.functional as F
+
+    from forensix.config import get_config
+    from forensix.models.trace import TraceBranch
+
+    torch.manual_seed(0)
+    branch = TraceBranch(get_config("tiny").trace, width=32)
+    images = torch.rand(2, 3, 40, 56, requires_grad=True)
+    x = images * 255.0
+    clip = branch.cfg.residual_clip
+    plain = torch.cat([F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), branch.srm, groups=3),
+                       branch.constrained(x)], dim=1).clamp(-clip, clip) / clip
+    residuals = branch.residuals(images)
+    torch.testing.assert_close(residuals, plain, atol=1e-4, rtol=1e-4)  # 1e-4 of a clip: float rounding
+
+    per_colour = residuals[:, :9].reshape(2, 3, 3, 40, 56).pow(2).mean(dim=1)
+    energy = torch.log(F.avg_pool2d(per_colour, 7, stride=1, padding=3, count_include_pad=False) + 1e-3) / 4.0
+    torch.testing.assert_close(branch.residual_energy(residuals), energy, atol=1e-5, rtol=1e-5)
+
+    stem = torch.cat([images - 0.5, residuals, energy], dim=1)
+    expected = branch.stages[0](stem)
+    torch.testing.assert_close(branch(images, grid=(4, 4)).features[0], expected, atol=1e-4, rtol=1e-4)
+    branch(images, grid=(4, 4)).tokens.sum().backward()
+    assert images.grad is not None and torch.isfinite(images.grad).all()

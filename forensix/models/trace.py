@@ -100,6 +100,54 @@ def conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     )
 
 
+def box_mean(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Mean over a ``window x window`` box centred on each position, clipped at the image's edges: the same
+    numbers as ``F.avg_pool2d(x, window, 1, window // 2, count_include_pad=False)``, computed as a
+    depthwise convolution with a ones kernel on channels-last input (three to four times faster on a CPU).
+
+    Example:
+        >>> x = torch.rand(1, 4, 9, 11)
+        >>> reference = F.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=False)
+        >>> torch.allclose(box_mean(x, 5), reference, atol=1e-6)
+        True
+    """
+    half, channels = window // 2, x.shape[1]
+    total = F.conv2d(x.contiguous(memory_format=torch.channels_last), x.new_ones(channels, 1, window, window),
+                     padding=half, groups=channels)
+
+    def counts(n: int) -> torch.Tensor:
+        i = torch.arange(n, device=x.device)
+        return ((i + half).clamp(max=n - 1) - (i - half).clamp(min=0) + 1).to(x.dtype)
+
+    return total.div_(counts(x.shape[-2])[:, None] * counts(x.shape[-1])[None])
+
+
+def conv_of_concat(conv: nn.Conv2d, parts: list[torch.Tensor]) -> torch.Tensor:
+    """``conv(torch.cat(parts, dim=1))`` as a sum of one convolution per part, without building the
+    concatenation (at full resolution that copy costs more than the convolutions).
+
+    Example:
+        >>> conv = nn.Conv2d(5, 4, 3, padding=1)
+        >>> parts = [torch.rand(1, 2, 9, 9), torch.rand(1, 3, 9, 9)]
+        >>> torch.allclose(conv_of_concat(conv, parts), conv(torch.cat(parts, dim=1)), atol=1e-6)
+        True
+    """
+    if conv.groups != 1 or conv.padding_mode != "zeros":
+        raise BadConfigError("conv_of_concat takes an ungrouped, zero-padded convolution")
+    out, start = None, 0
+    for part in parts:
+        channels = part.shape[1]
+        weight = conv.weight[:, start : start + channels].contiguous(memory_format=_layout(conv.weight))
+        term = F.conv2d(part, weight, None, conv.stride, conv.padding, conv.dilation)
+        out = term if out is None else out.add_(term)
+        start += channels
+    return out if conv.bias is None else out.add_(conv.bias.view(1, -1, 1, 1))
+
+
+def _layout(weight: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous() else torch.contiguous_format
+
+
 class LocalAnomaly(nn.Module):
     """Adds a learned mix of per-channel z-scores against the image's own statistics, pointwise and over a window.
 
@@ -119,15 +167,20 @@ class LocalAnomaly(nn.Module):
         nn.init.zeros_(self.mix.weight)
         nn.init.zeros_(self.mix.bias)
 
-    def zscores(self, x: torch.Tensor) -> torch.Tensor:
+    def zscore_parts(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``[|z|, window mean of z, its magnitude]`` with ``z = (x - image mean) / image std`` per channel."""
         std, mean = torch.std_mean(x, dim=(2, 3), correction=0, keepdim=True)  # one pass over the image
-        z = (x - mean) / (std + 1e-4)
-        local = F.avg_pool2d(z, self.window, stride=1, padding=self.window // 2, count_include_pad=False)
-        return torch.cat([z.abs(), local, local.abs()], dim=1)
+        scale = 1.0 / (std + 1e-4)
+        z = torch.addcmul(-mean * scale, x, scale)
+        local = box_mean(z, self.window)
+        return [z.abs(), local, local.abs()]
+
+    def zscores(self, x: torch.Tensor) -> torch.Tensor:
+        """The three parts of :meth:`zscore_parts` stacked on the channel axis, as ``mix`` reads them."""
+        return torch.cat(self.zscore_parts(x), dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mix(self.zscores(x))
+        return conv_of_concat(self.mix, self.zscore_parts(x)).add_(x)
 
 
 class TraceBranch(nn.Module):
@@ -155,28 +208,31 @@ class TraceBranch(nn.Module):
         self.hook_out = HookPoint("trace.out")
 
     def residuals(self, images: torch.Tensor) -> torch.Tensor:
-        """SRM and constrained residuals in 8-bit units, clipped to ``±residual_clip`` and scaled to ``±1``."""
-        x = images * 255.0
-        srm = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), self.srm, groups=3)
-        learned = self.constrained(x)
-        clip = self.cfg.residual_clip
-        return torch.cat([srm, learned], dim=1).clamp(-clip, clip) / clip
+        """SRM and constrained residuals in 8-bit units, clipped to ``±residual_clip`` and scaled to ``±1``
+        (the 8-bit and clip scales are folded into the filters, so the image is read once per filter bank)."""
+        scale = 255.0 / self.cfg.residual_clip
+        srm = F.conv2d(F.pad(images, (2, 2, 2, 2), mode="reflect"), self.srm * scale, groups=3)
+        learned = F.conv2d(images, self.constrained.constrained_weight() * scale, padding=self.constrained.padding)
+        return torch.cat([srm, learned], dim=1).clamp_(-1.0, 1.0)
 
     @staticmethod
     def residual_energy(residuals: torch.Tensor, window: int = 7) -> torch.Tensor:
-        """Log local variance of each SRM filter's residual (averaged over colour), ``[B, 3, H, W]``."""
-        srm = residuals[:, :9].view(residuals.shape[0], 3, 3, *residuals.shape[-2:]).pow(2).mean(dim=1)
-        local = F.avg_pool2d(srm, window, stride=1, padding=window // 2, count_include_pad=False)
-        return torch.log(local + 1e-3) / 4.0
+        """Log local variance of each SRM filter's residual (averaged over colour), ``[B, 3, H, W]``.
+
+        Channels are colour-major (``colour * 3 + filter``).
+        """
+        energy = residuals[:, 0:3].square()
+        energy.addcmul_(residuals[:, 3:6], residuals[:, 3:6]).addcmul_(residuals[:, 6:9], residuals[:, 6:9])
+        return box_mean(energy, window).div_(3.0).add_(1e-3).log().div_(4.0)
 
     def forward(self, images: torch.Tensor, grid: tuple[int, int], record: bool = True) -> TraceOutput:
         """``record=False`` skips the hook points (a second pass whose tensors hooks should not see twice)."""
         residuals = self.residuals(images)
         residuals = self.hook_residuals(residuals) if record else residuals
-        x = torch.cat([images - 0.5, residuals, self.residual_energy(residuals)], dim=1)
-        features = []
+        stem = [images - 0.5, residuals, self.residual_energy(residuals)]
+        features, x = [], None
         for level, stage in enumerate(self.stages):
-            x = stage(x)
+            x = stage[1:](conv_of_concat(stage[0], stem)) if level == 0 else stage(x)
             if level == DCT_LEVEL and self.dct is not None:
                 x = x + self.dct(images, x.shape[-2:])
             features.append(x)
