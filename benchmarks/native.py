@@ -90,15 +90,19 @@ def timing(model_dir: str, megapixels: int, photo: np.ndarray, tmp: Path) -> dic
     path = tmp / f"photo-{megapixels}mp.jpg"
     Image.fromarray(photo).resize((round(w * scale), round(h * scale)), Image.BICUBIC).save(path, quality=92)
     code = (
-        "import json, resource, sys, time\n"
+        "import json, sys, time\n"
         "from forensix.data.io import read_image\nfrom forensix.models import ForensixModel\n"
+        "def peak_gb():\n"
+        "    # VmHWM: this process's own peak (ru_maxrss starts at the parent's size when the parent is large)\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmHWM:'): return int(line.split()[1]) / 2**20\n"
+        "    import resource; return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20\n"
         f"model = ForensixModel.from_pretrained({model_dir!r})\n"
-        "rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "rss_loaded = peak_gb()\n"
         f"image = read_image({str(path)!r})\n"
         "start = time.perf_counter(); a = model.analyze(image); seconds = time.perf_counter() - start\n"
         "print(json.dumps({'shape': list(image.shape[:2]), 'seconds': seconds, 'mask_shape': list(a.mask_probs.shape),"
-        " 'peak_rss_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,"
-        " 'rss_after_load_gb': rss_loaded / 2**20}))\n"
+        " 'peak_rss_gb': peak_gb(), 'rss_after_load_gb': rss_loaded}))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return {"megapixels": megapixels, **json.loads(done.stdout.strip().splitlines()[-1])}
