@@ -45,7 +45,7 @@ from forensix.models.lora import inject_lora
 from forensix.models.mask_encoder import MaskEncoder
 from forensix.models.modes import eval_mode
 from forensix.models.native import multiscale, native_logits, pooled
-from forensix.models.objectives import localizer_loss
+from forensix.models.objectives import LocalizerOutput, localizer_loss
 from forensix.models.outputs import Reply, VisionOutput
 from forensix.models.pixels import as_pixels, image_arrays, mask_tensor, probability_maps, resized
 from forensix.models.projector import Projector
@@ -135,12 +135,23 @@ class ForensixModel(HookedModule):
         pixels = [resized(as_pixels(a), self.config.image_size) for a in arrays]
         return torch.cat(pixels).to(self.device), [a.shape[:2] for a in arrays]
 
-    def localizer_logits(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Mask logits ``[B, 1, H, W]`` of images at their own size: the ViT reads a copy at the model's size,
-        the trace branch and the FL-Expert the pixels themselves."""
+    def localizer_output(self, pixels: torch.Tensor) -> LocalizerOutput:
+        """The FL-Expert's whole output for images at their own size (mask logits ``[B, 1, H, W]``, the deep
+        supervision levels, the image logit and the decoder features the contrastive term shapes): the ViT
+        reads a copy at the model's size, the trace branch and the FL-Expert the pixels themselves.
+
+        Example:
+            >>> out = ForensixModel.from_config("tiny").eval().localizer_output(torch.zeros(1, 3, 64, 64))
+            >>> out.logits.shape[-2:], out.features.dim()
+            (torch.Size([64, 64]), 4)
+        """
         vis = self.vision(resized(pixels, self.config.image_size))
         trace = self.trace(pixels, vis.grid)
-        return self.fl_expert([p + trace.tokens for p in vis.layer_patches], self.prompts(), trace.features, vis.grid).logits
+        return self.fl_expert([p + trace.tokens for p in vis.layer_patches], self.prompts(), trace.features, vis.grid)
+
+    def localizer_logits(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Mask logits ``[B, 1, H, W]`` of images at their own size (:meth:`localizer_output`)."""
+        return self.localizer_output(pixels).logits
 
     @torch.no_grad()
     def native_masks(self, images: Any) -> list[torch.Tensor]:
