@@ -45,15 +45,16 @@ SEED, AREA = 4321, (0.002, 0.25)
 MEGAPIXELS = (1, 12, 24)
 
 
-def native_samples(n: int, seed: int = SEED) -> list[dict]:
-    """``n`` items ``{"image", "mask", "name", "op"}`` forged at full size in the held-out photos (a quarter authentic).
+def native_samples(n: int, seed: int = SEED, split: str = "test") -> list[dict]:
+    """``n`` items ``{"image", "mask", "name", "op"}`` forged at full size in the photos of ``split`` (by default
+    the held-out ones; a quarter authentic).
 
     Example:
         >>> items = native_samples(4)
         >>> [it["op"] for it in items][:1], items[0]["image"].shape == items[0]["photo_shape"]
         (['authentic'], True)
     """
-    pool = PhotoPool.bundled("test", seed=seed, p_texture=0.0)
+    pool = PhotoPool.bundled(split, seed=seed, p_texture=0.0)
     rng = np.random.default_rng(seed)
     items = []
     for i in range(n):
