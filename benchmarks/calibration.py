@@ -27,11 +27,13 @@ import json
 import time
 
 import numpy as np
+import pandas as pd
 
 from benchmarks import native
 from benchmarks._common import write_result
 from benchmarks.release import SEED
 from forensix.data.conversations import analysis_question
+from forensix.eval.bootstrap import paired_differences
 from forensix.eval.calibration import fit_detection
 from forensix.eval.metrics import expected_calibration_error, image_metrics
 from forensix.eval.model_quality import held_out_samples
@@ -57,17 +59,11 @@ def scored(p: np.ndarray, labels: np.ndarray) -> dict[str, float]:
             "ece": float(expected_calibration_error(p, list(labels)))}
 
 
-def paired_auroc(p: np.ndarray, q: np.ndarray, labels: np.ndarray, n_boot: int = 2000) -> dict[str, float]:
-    """AUROC(p) - AUROC(q) on the same images, with a 95 % bootstrap interval."""
-    rng = np.random.default_rng(0)
-    auroc = lambda s, y: image_metrics(list(s), list(y))["auroc"]
-    diffs = []
-    for _ in range(n_boot):
-        idx = rng.integers(len(labels), size=len(labels))
-        if len(set(labels[idx])) == 2:
-            diffs.append(auroc(p[idx], labels[idx]) - auroc(q[idx], labels[idx]))
-    low, high = np.percentile(diffs, [2.5, 97.5])
-    return {"difference": float(auroc(p, labels) - auroc(q, labels)), "low": float(low), "high": float(high)}
+def paired_auroc(p: np.ndarray, q: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """AUROC(p) - AUROC(q) on the same images, with the paired 95 % bootstrap interval of :mod:`forensix.eval.bootstrap`."""
+    frame = lambda scores: pd.DataFrame({"is_fake": labels, "p_fake": scores})
+    row = paired_differences(frame(p), frame(q), n_boot=2000).loc["image_auroc"]
+    return {k: float(row[k]) for k in ("difference", "low", "high")}
 
 
 def main(model_name: str, n_crops: int, n_full: int) -> dict:
