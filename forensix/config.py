@@ -82,6 +82,15 @@ class MaskEncoderConfig:
 
 
 @dataclass
+class ClueConfig:
+    """Clue head: an MLP over the region summary; with ``evidence`` it also reads the pixel contrasts of
+    :mod:`forensix.models.clue_evidence` (how the pixels inside the mask differ from those outside)."""
+
+    evidence: bool = True
+    hidden: int = 128
+
+
+@dataclass
 class LanguageConfig:
     """Language model source and the LoRA used in stage 3."""
 
@@ -107,10 +116,12 @@ class ForensixConfig:
     trace: TraceConfig = field(default_factory=TraceConfig)
     localizer: LocalizerConfig = field(default_factory=LocalizerConfig)
     mask_encoder: MaskEncoderConfig = field(default_factory=MaskEncoderConfig)
+    clue: ClueConfig = field(default_factory=ClueConfig)
     language: LanguageConfig = field(default_factory=LanguageConfig)
     image_token_grid: int = 4
     clues_in_prompt: bool = True
     clue_threshold: float = 0.5
+    clue_thresholds: tuple[float, ...] = ()  # one per clue (forensix.data.describe.CLUES), chosen on validation; () = clue_threshold
     region_in_prompt: bool = False  # region words of the mask the mask encoder reads; stage 3 turns them on
     mask_threshold: float = 0.5  # chosen on validation data after stage 2 (forensix.eval.calibration)
     mask_relative: float = 0.0  # a pixel is marked if prob >= max(mask_threshold, mask_relative * the image's max prob)
@@ -146,7 +157,12 @@ class ForensixConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ForensixConfig:
-        """Rebuild from :meth:`to_dict` output; unknown keys raise :class:`BadConfigError`."""
+        """Rebuild from :meth:`to_dict` output; unknown keys raise :class:`BadConfigError`.
+
+        A config saved before the ``clue`` section existed describes the clue head without pixel evidence.
+        """
+        if isinstance(data, dict) and "clue" not in data:
+            data = {**data, "clue": {"evidence": False}}
         return _from_dict(cls, data, "config")
 
 
@@ -254,6 +270,7 @@ def get_config(preset: str = "small", **overrides: Any) -> ForensixConfig:
 __all__ = [
     "PRESETS",
     "RECIPES",
+    "ClueConfig",
     "ForensixConfig",
     "LanguageConfig",
     "LocalizerConfig",

@@ -77,7 +77,7 @@ EXPECTED_TINY_HOOKS = [
     "vision.blocks.0.attn.pattern", "vision.blocks.0.out", "vision.blocks.1.attn.pattern", "vision.blocks.1.out",
     "trace.dct", "trace.residuals", "trace.out", "vision.fused", "prompts.embeddings",
     "fl_expert.similarity.0", "fl_expert.similarity.1", "fl_expert.correlation", "fl_expert.mask_logits",
-    "mask_encoder.region", "mask_encoder.tokens", "clue_head.logits", "projector.out",
+    "mask_encoder.region", "mask_encoder.tokens", "clue_head.input", "clue_head.logits", "projector.out",
     "lm.embed_tokens", "lm.layers.0.attn.pattern", "lm.layers.0.out", "lm.layers.1.attn.pattern", "lm.layers.1.out",
     "lm.logits",
 ]

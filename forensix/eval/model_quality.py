@@ -157,7 +157,7 @@ def evaluate_model(model, *, n: int = 48, seed: int = 1234, split: str = "test",
     rng = np.random.default_rng(seed)
     references = [detection_answer(s, rng) for s in samples]
     texts = [a.text for a in analyses]
-    predicted = np.array([[a.clue_probs[c] >= a.clue_threshold for c in CLUES] for a in analyses], dtype=np.float32)
+    predicted = np.array([[c in a.clues for c in CLUES] for a in analyses], dtype=np.float32)
     truth = np.stack([clue_vector(s.record) for s in samples])
     rows = []
     for sample, analysis, reference in zip(samples, analyses, references):

@@ -36,6 +36,7 @@ class Analysis:
     threshold: float = 0.5
     clue_probs: dict[str, float] = field(default_factory=dict)
     clue_threshold: float = 0.5
+    clue_thresholds: dict[str, float] = field(default_factory=dict)  # per clue where calibrated, else clue_threshold
     prompt_ids: list[int] = field(default_factory=list)
     generated_ids: list[int] = field(default_factory=list)
     generated_tokens: list[str] = field(default_factory=list)
@@ -56,7 +57,7 @@ class Analysis:
     @property
     def clues(self) -> list[str]:
         """Predicted clue words, most probable first."""
-        chosen = [(p, c) for c, p in self.clue_probs.items() if p >= self.clue_threshold]
+        chosen = [(p, c) for c, p in self.clue_probs.items() if p >= self.clue_thresholds.get(c, self.clue_threshold)]
         return [c for _, c in sorted(chosen, reverse=True)]
 
     @property

@@ -35,6 +35,7 @@ from forensix.eval.calibration import image_threshold
 from forensix.hooks import Cache, HookedModule, add_output_hook_point, caching_hooks, install_block_hooks, resolve_names
 from forensix.models import detection, generation, persistence, prompter, vision_side
 from forensix.models.analysis import Analysis
+from forensix.models.clue_evidence import CONTRASTS
 from forensix.models.clue_head import ClueHead
 from forensix.models.conversation import Conversation
 from forensix.models.decoding import NGramDrafts
@@ -79,7 +80,8 @@ class ForensixModel(HookedModule):
         lm_width = bundle.model.get_input_embeddings().embedding_dim
         me = config.mask_encoder
         self.mask_encoder = MaskEncoder(width, lm_width, me.num_tokens, me.layout, me.hidden)
-        self.clue_head = ClueHead(2 * width + 4 + me.layout**2 + width, len(CLUES))
+        evidence = len(CONTRASTS) if config.clue.evidence else 0
+        self.clue_head = ClueHead(2 * width + 4 + me.layout**2 + width + evidence, len(CLUES), config.clue.hidden)
         self.projector = Projector(width, lm_width, config.image_token_grid)
         self.lm = bundle.model
         install_block_hooks(self.lm, "lm.layers")
@@ -409,6 +411,7 @@ class ForensixModel(HookedModule):
                 p_fake=float(self.p_fake_from_logits(reply.first_logits[None], vision.mask_score[i : i + 1])[0]),
                 clue_probs=dict(zip(CLUES, clue_probs[i])),
                 clue_threshold=self.config.clue_threshold,
+                clue_thresholds=prompter.clue_cuts(self.config),
                 prompt_ids=tokens.ids[0].tolist(),
                 generated_ids=reply.ids,
                 generated_tokens=[self.tokenizer.decode([t]) for t in reply.ids],

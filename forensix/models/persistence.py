@@ -67,6 +67,12 @@ def _read_model_checkpoint(path: str | Path) -> tuple[Path, dict[str, dict[str, 
     return path, tensors, info
 
 
+def _unstandardized_clue_buffers(expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A checkpoint saved before the clue head standardized its inputs used them as they are: centre 0, spread 1."""
+    return {k: (torch.zeros_like if k.endswith("centre") else torch.ones_like)(expected[k])
+            for k in ("clue_head.centre", "clue_head.spread") if k in expected}
+
+
 def load_model(cls: type[ForensixModel], path: str | Path) -> ForensixModel:
     """Build ``cls`` from a directory written by :func:`save_model` (or a released model's name) and load
     its weights, verified against the manifest and the config; in eval mode."""
@@ -84,7 +90,7 @@ def load_model(cls: type[ForensixModel], path: str | Path) -> ForensixModel:
     except (TypeError, ValueError, RuntimeError) as err:  # values the config types allow but the modules refuse
         raise BadCheckpointError(f"{path}: config.json describes a model that cannot be built ({err})") from err
     expected = trainable_state(model)
-    got = tensors["model"]
+    got = {**_unstandardized_clue_buffers(expected), **tensors["model"]} if "clue_head.centre" not in tensors["model"] else tensors["model"]
     if set(expected) != set(got):
         missing, unexpected = sorted(set(expected) - set(got))[:5], sorted(set(got) - set(expected))[:5]
         raise BadCheckpointError(f"{path}: weights do not match the config (missing {missing}, unexpected {unexpected})")

@@ -26,6 +26,18 @@ from forensix.models.outputs import VisionOutput
 REGION_WORDS_ROOM = 48
 
 
+def clue_cuts(config: ForensixConfig) -> dict[str, float]:
+    """The probability at which each clue is named: its own calibrated threshold, else ``clue_threshold``.
+
+    Example:
+        >>> from forensix.config import get_config
+        >>> clue_cuts(get_config("tiny"))["edge halo"]
+        0.5
+    """
+    cuts = config.clue_thresholds or (config.clue_threshold,) * len(CLUES)
+    return dict(zip(CLUES, cuts))
+
+
 def clue_text(clue_logits: Tensor, config: ForensixConfig) -> list[str]:
     """The forgery prompter's words, one string per image of ``clue_logits`` ``[B, C]`` ('' when ``clues_in_prompt`` is off).
 
@@ -37,9 +49,10 @@ def clue_text(clue_logits: Tensor, config: ForensixConfig) -> list[str]:
     """
     if not config.clues_in_prompt:
         return [""] * clue_logits.shape[0]
+    cuts = clue_cuts(config)
     texts = []
     for row in clue_logits.sigmoid().tolist():
-        names = [c for c, p in zip(CLUES, row) if p >= config.clue_threshold]
+        names = [c for c, p in zip(CLUES, row) if p >= cuts[c]]
         texts.append(f" Clues: {', '.join(names)}." if names else " Clues: none.")
     return texts
 

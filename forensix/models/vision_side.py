@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from forensix.errors import BadConfigError
+from forensix.models.clue_evidence import pixel_contrast
 from forensix.models.mask_encoder import region_features, top_mean
 from forensix.models.native import RESOLUTIONS, multiscale, native_probabilities, pooled
 from forensix.models.objectives import LocalizerOutput
@@ -66,10 +67,11 @@ def assemble(model: ForensixModel, images: torch.Tensor, mask: torch.Tensor | No
     fused = model.fusion(vis.patches + trace.tokens)
     mask_for_tokens = mask if mask is not None else mask_logits.detach().sigmoid()
     region = region_features(mask_for_tokens, fused, vis.grid, model.config.mask_encoder.layout)
+    clue_inputs = [region, fused.mean(1)] + ([pixel_contrast(images, mask_for_tokens)] if model.config.clue.evidence else [])
     vision = VisionOutput(
         mask_logits=mask_logits,
         mask_score=top_mean(mask if mask is not None else mask_logits.sigmoid(), MASK_SCORE_FRACTION),
-        clue_logits=model.clue_head(torch.cat([region, fused.mean(1)], dim=1)),
+        clue_logits=model.clue_head(torch.cat(clue_inputs, dim=1)),
         mask_tokens=model.mask_encoder(region),
         region_mask=mask_for_tokens.detach(),
         image_tokens=model.projector(fused, vis.grid),

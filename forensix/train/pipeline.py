@@ -33,8 +33,10 @@ from forensix.data.datasets import SyntheticForgeryDataset
 from forensix.data.sources import FolderPhotos, PhotoPool
 from forensix.errors import ForensixError
 from forensix.eval.calibration import calibrate_detection, calibrate_mask_threshold
+from forensix.eval.clue_calibration import calibrate_clues
 from forensix.models import ForensixModel
 from forensix.models.persistence import warm_start
+from forensix.train.clue_fit import CLUE_FIT_SAMPLES, fit_clue_head
 from forensix.train.loop import Callback, TrainConfig, TrainResult, run_identity, train_stage
 from forensix.train.stages import StageSpec, get_stage
 
@@ -81,18 +83,19 @@ def stage_datasets(
 
 
 #: The model settings the calibration chooses (saved with the model and in ``calibration.json``).
-CALIBRATED_SETTINGS = ("mask_threshold", "mask_relative", "detection_scale", "detection_mask_weight", "detection_bias")
+CALIBRATED_SETTINGS = ("mask_threshold", "mask_relative", "detection_scale", "detection_mask_weight", "detection_bias",
+                       "clue_thresholds")
 #: Bumped whenever the calibration changes: a finished stage calibrated by another version is recalibrated on load.
-CALIBRATION_VERSION = 2
+CALIBRATION_VERSION = 3
 
 
 def _calibrated_settings(model: ForensixModel) -> dict[str, Any]:
-    return {key: getattr(model.config, key) for key in CALIBRATED_SETTINGS}
+    return {key: list(v) if isinstance(v := getattr(model.config, key), tuple) else v for key in CALIBRATED_SETTINGS}
 
 
 def _calibrate(model: ForensixModel, val: SyntheticForgeryDataset, where: Path, detection: bool = False) -> bool:
-    """Set the model's mask threshold and relative read-out (and with ``detection``, its p_fake calibration)
-    from the validation split;
+    """Set the model's mask threshold and relative read-out (and with ``detection``, its p_fake calibration and
+    per-clue thresholds) from the validation split;
     write ``calibration.json``; True if anything changed."""
     samples = [val.sample(i) for i in range(len(val))]
     calibration = calibrate_mask_threshold(model, samples)
@@ -106,6 +109,9 @@ def _calibrate(model: ForensixModel, val: SyntheticForgeryDataset, where: Path, 
         model.config.detection_scale, model.config.detection_bias = fitted.scale, fitted.bias
         model.config.detection_mask_weight = fitted.mask_weight
         record["detection"] = fitted.to_dict()
+        clues = calibrate_clues(model, samples)
+        model.config.clue_thresholds = clues.thresholds
+        record["clues"] = clues.to_dict()
     record.update(version=CALIBRATION_VERSION, settings=_calibrated_settings(model))
     where.mkdir(parents=True, exist_ok=True)
     (where / "calibration.json").write_text(json.dumps(record, indent=1))
@@ -167,7 +173,8 @@ def train_stages(
 
     From the stage that trains the localizer (stage 2) on, the mask threshold is calibrated on the
     stage's validation split and saved with the model (``OUT/stageN/calibration.json`` shows the choice);
-    after the instruction-tuning stage (3), so is the detection calibration of ``p_fake``.
+    after the instruction-tuning stage (3), so are the detection calibration of ``p_fake`` and the per-clue
+    thresholds. Stage 3 starts by refitting the clue head on the model's own predicted masks (``OUT/stage3/clue_fit.json``).
     """
     if recipe not in RECIPES:
         raise ForensixError(f"recipe {recipe!r}: choose one of {sorted(RECIPES)}")
@@ -191,7 +198,7 @@ def train_stages(
         if init is not None:
             marker["init"] = str(init)
         where = stage_dir(out, stage)
-        localizer_trained = localizer_trained or "fl_expert" in spec.trainable
+        localizer_trained = localizer_trained or init is not None or "fl_expert" in spec.trainable
         if finished_stage(out, stage, marker):
             history = json.loads((where / "history.json").read_text())
             results[stage] = TrainResult(stage=stage, history=history["history"], validations=history["validations"], out_dir=where)
@@ -204,6 +211,11 @@ def train_stages(
             if init is not None:
                 (where / "warm_start.json").parent.mkdir(parents=True, exist_ok=True)
                 (where / "warm_start.json").write_text(json.dumps({"init": str(init), **warm_start(model, init)}, indent=1))
+        if spec.refit_clues:
+            fit = fit_clue_head(model, [train.sample(i) for i in range(min(len(train), CLUE_FIT_SAMPLES.get(preset, 1536)))],
+                                seed=seed)
+            where.mkdir(parents=True, exist_ok=True)
+            (where / "clue_fit.json").write_text(json.dumps(fit.to_dict(), indent=1))
         result = train_stage(model, spec, train, train_config, val_data=val, out_dir=where, callbacks=callbacks,
                              resume=resume, progress=progress)
         if localizer_trained:

@@ -4,7 +4,7 @@
 |---|---|---|---|---|
 | 1 | image-text alignment | projector (+ vision, trace, fusion when not pretrained) | lm | predicted |
 | 2 | mask-text alignment | trace, fusion, prompts, FL-Expert, mask encoder, clue head, projector | mask + clue + lm | ground truth |
-| 3 | IFDL instruction tuning | LoRA on the LM, projector, mask encoder | lm | predicted |
+| 3 | IFDL instruction tuning | LoRA on the LM, projector, mask encoder (the clue head refitted first) | lm | predicted |
 
 Everything else is frozen (and kept in eval mode: no dropout, no drifting running statistics).
 On the small preset, stage 2 computes its LM term on every 4th step only (``lm_every``): on a CPU a
@@ -56,6 +56,7 @@ class StageSpec:
     lora: bool = False
     region_words: bool = False
     train_vision_if_random: bool = False
+    refit_clues: bool = False  # first refit the clue head on the model's predicted masks (forensix.train.clue_fit)
     defaults: dict[str, StageDefaults] = field(default_factory=dict)
 
     def recipe(self) -> dict[str, Any]:
@@ -143,7 +144,7 @@ STAGES: dict[int, StageSpec] = {
     ),
     3: StageSpec(
         stage=3, name="IFDL instruction tuning", trainable=("projector", "mask_encoder"), losses=("lm",),
-        mask_source="predicted", lora=True, region_words=True,
+        mask_source="predicted", lora=True, region_words=True, refit_clues=True,
         defaults={"tiny": StageDefaults(20, 4, 3e-3), "small": StageDefaults(30, 4, 2e-3), "paper": StageDefaults(6000, 16, 2e-4)},
     ),
 }
