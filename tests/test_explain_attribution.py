@@ -108,7 +108,7 @@ def test_patch_attribution_shapes_and_identity_baseline(tiny_model, analysis, me
     assert r.pixels.shape == (s, s) and r.grid.shape == (g, g) and r.heatmap().shape == img.shape[:2]
     pixels, _ = tiny_model.preprocess(img)
     same = attribute_patches(tiny_model, img, method=method, baselines=pixels, target=0, analysis=analysis)
-    assert float(same.pixels.abs().max()) == 0.0  # occluding with the image itself changes nothing
+    assert float(same.pixels.abs().max()) < 1e-5  # occluding with the image itself changes nothing (batched float rounding aside)
 
 
 def test_model_restored_on_exception(tiny_model, analysis):
