@@ -151,7 +151,7 @@ class ForensixConfig:
 
         Example:
             >>> sorted(get_config("tiny").architecture())
-            ['image_token_grid', 'language', 'localizer', 'mask_encoder', 'trace', 'vision']
+            ['clue', 'image_token_grid', 'language', 'localizer', 'mask_encoder', 'trace', 'vision']
         """
         return {k: v for k, v in self.to_dict().items() if isinstance(v, dict) or k == "image_token_grid"}
 
